@@ -1,0 +1,1 @@
+"""Static assets that make asv's published site work without network access."""
