@@ -1,0 +1,100 @@
+"""Vectorised dilated attention: one SDPA call per (group, dilation offset), no segment loop.
+
+q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``; semantics are
+shared/README.md section 1, the same function as ``DilatedAttention`` to float tolerance.
+
+How: view the sequence as ``(batch, seq_len / w, w, heads, head_dim)``. The positions one head uses
+are ``[..., offset::r, h]`` and the heads of one group sharing ``offset = h % r`` are a strided head
+slice, so each (group, offset) is a pure strided view; folding ``seq_len / w`` into the batch gives
+one SDPA call over all segments, and SDPA picks its own kernel. Nothing is ``seq_len x seq_len``:
+memory is linear in seq_len. On CUDA, the Triton kernel of ``attention.triton_dilated`` is used
+when it is importable and says it can run the input.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._groups import head_slices
+from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+
+BACKENDS = ("auto", "sdpa", "triton")
+
+
+def _triton_module():
+    # Lazy: the Triton kernel is optional and may not exist in this checkout or this build.
+    try:
+        from . import triton_dilated
+    except ImportError:
+        return None
+    return triton_dilated
+
+
+def dilated_attention_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           segments: Sequence[int], rates: Sequence[int], causal: bool = False,
+                           scale: float | None = None, dropout: float = 0.0) -> torch.Tensor:
+    """The vectorised SDPA path on already-validated inputs; uncovered positions are exactly 0."""
+    batch, seq_len, num_heads, head_dim = q.shape
+    out = q.new_zeros(q.shape)
+    for part in head_slices(num_heads, segments, rates):
+        w = part.segment
+        n_seg = seq_len // w
+
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            # (b, n/w, w, H, d) -> rows offset::r of heads -> (b * n/w, heads, rows, d)
+            sel = t.view(batch, n_seg, w, num_heads, head_dim)[:, :, part.offset::part.rate, part.heads]
+            return sel.reshape(batch * n_seg, sel.shape[2], sel.shape[3], head_dim).transpose(1, 2)
+
+        o = F.scaled_dot_product_attention(pick(q), pick(k), pick(v), is_causal=causal,
+                                           scale=scale, dropout_p=dropout)
+        rows, heads = o.shape[2], o.shape[1]
+        dest = out.view(batch, n_seg, w, num_heads, head_dim)[:, :, part.offset::part.rate, part.heads]
+        dest.copy_(o.transpose(1, 2).reshape(batch, n_seg, rows, heads, head_dim))
+    return out
+
+
+class ImprovedDilatedAttention(nn.Module):
+    """Same function as ``DilatedAttention``, vectorised (see module docstring).
+
+    ``backend``: "auto" (Triton on CUDA when available, else SDPA), "sdpa", or "triton" (error if
+    the Triton kernel cannot run the input). ``last_backend`` says which one ran.
+    """
+
+    def __init__(self, segment_lengths: Sequence[int], dilation_rates: Sequence[int],
+                 causal: bool = False, scale: float | None = None, dropout: float = 0.0,
+                 backend: str = "auto"):
+        super().__init__()
+        self.segment_lengths, self.dilation_rates = check_pattern(segment_lengths, dilation_rates)
+        check_scale(scale)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        self.causal, self.scale, self.dropout, self.backend = causal, scale, dropout, backend
+        self.last_backend: str | None = None
+
+    def _use_triton(self, q: torch.Tensor, dropout: float) -> bool:
+        if self.backend == "sdpa":
+            return False
+        mod = _triton_module()
+        ok = (mod is not None and q.is_cuda and dropout == 0.0 and mod.triton_available(q))
+        if self.backend == "triton" and not ok:
+            why = ("attention.triton_dilated is not importable" if mod is None
+                   else "it needs CUDA, no dropout and a supported dtype/head_dim")
+            raise RuntimeError(f"Triton dilated attention cannot run this input: {why}")
+        return ok
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                is_causal: bool | None = None) -> torch.Tensor:
+        check_qkv(q, k, v)
+        check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
+        causal = self.causal if is_causal is None else is_causal
+        dropout = self.dropout if self.training else 0.0
+        if self._use_triton(q, dropout):
+            self.last_backend = "triton"
+            return _triton_module().dilated_attention_triton(
+                q, k, v, self.segment_lengths, self.dilation_rates, causal, self.scale)
+        self.last_backend = "sdpa"
+        return dilated_attention_sdpa(q, k, v, self.segment_lengths, self.dilation_rates,
+                                      causal, self.scale, dropout)
