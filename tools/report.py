@@ -1,0 +1,82 @@
+"""Report the regressions in asv results (or a published site) as Markdown or JSON.
+
+Markdown suits a PR comment or ``$GITHUB_STEP_SUMMARY``; one row per regression, like pyperf
+compare_to: benchmark, params, last good and first bad commit, before/after and their ratio.
+
+Usage: ``python -m tools.report [--results results | --html html] [--format md|json]
+[--detector samples|asv] [--threshold 1.1] [--fail-on-regression] [--output FILE]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from asv import util as asv_util
+
+from tools.regressions import Regression, find_regressions
+from tools.series import Series, series_from_results, series_from_site
+
+
+def _commit_count(all_series: list[Series]) -> int:
+    return len({p.commit for s in all_series for p in s.points})
+
+
+def to_markdown(found: list[Regression], all_series: list[Series], detector: str, threshold: float) -> str:
+    head = (f"### Benchmark regressions\n\nDetector: `{detector}`, threshold {threshold:.2f}x; "
+            f"{len(all_series)} series over {_commit_count(all_series)} commits checked.\n")
+    if not found:
+        return head + f"\nNo regressions at or above {threshold:.2f}x.\n"
+    rows = ["| Benchmark | Params | Machine | Last good | First bad | Before | After | Ratio | p | Open |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(found, key=lambda r: -r.ratio):
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items()) or "-"
+        p_value = "-" if r.p_value is None else f"{r.p_value:.2g}"
+        rows.append(f"| `{r.benchmark}` | {params} | {r.machine} | `{r.last_good[:8]}` | `{r.first_bad[:8]}` | "
+                    f"{asv_util.human_value(r.before, r.unit)} | {asv_util.human_value(r.after, r.unit)} | "
+                    f"**{r.ratio:.2f}x slower** | {p_value} | {'yes' if r.open else 'fixed'} |")
+    return head + f"\n{len(found)} regression(s):\n\n" + "\n".join(rows) + "\n"
+
+
+def to_json(found: list[Regression], all_series: list[Series], detector: str, threshold: float) -> str:
+    return json.dumps({
+        "detector": detector, "threshold": threshold, "series_checked": len(all_series),
+        "commits": _commit_count(all_series), "regressions": [r.to_json() for r in found],
+    }, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--results", default="results", help="asv results directory (default: results)")
+    source.add_argument("--html", help="a published asv site directory instead of the results")
+    parser.add_argument("--repo", help="git repository: order commits as asv does (rev-list --date-order)")
+    parser.add_argument("--format", choices=("md", "json"), default="md")
+    parser.add_argument("--output", help="write here instead of stdout")
+    parser.add_argument("--detector", choices=("samples", "asv"), default="samples",
+                        help="samples: sample-aware test (tools.detect); asv: asv's step_detect (default: samples)")
+    parser.add_argument("--threshold", type=float, default=1.10, help="smallest after/before ratio reported")
+    parser.add_argument("--alpha", type=float, default=0.01, help="significance level of the samples detector")
+    parser.add_argument("--benchmark", help="only benchmarks whose name contains this text")
+    parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any regression is found")
+    args = parser.parse_args(argv)
+    if args.threshold <= 1.0:
+        parser.error(f"--threshold must be a ratio above 1 (e.g. 1.1), got {args.threshold}")
+
+    all_series = series_from_site(args.html) if args.html else series_from_results(args.results, args.repo)
+    if args.benchmark:
+        all_series = [s for s in all_series if args.benchmark in s.benchmark]
+    detector = "asv" if args.html and args.detector == "samples" else args.detector  # a site keeps no samples
+    found, used = find_regressions(all_series, detector, args.threshold, args.alpha)
+    render = to_json if args.format == "json" else to_markdown
+    text = render(found, all_series, used, args.threshold)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 1 if found and args.fail_on_regression else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
