@@ -1,0 +1,262 @@
+"""Block-sparse attention: each query block attends a fixed set of key blocks.
+
+q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``. The pattern is data: a
+``BlockPattern`` holds a boolean ``(num_blocks, num_blocks)`` layout (query block i may attend key
+block j), shared by every head and batch element, in the spirit of flex_attention's ``BlockMask``.
+
+Two ways to run it, same function:
+
+- "flex": ``torch.nn.attention.flex_attention`` with a ``BlockMask`` built from the layout
+  (torch.compile'd on CUDA; eager elsewhere, which materialises the full score matrix and is slow).
+- "gather": gather the key/value blocks each query block attends (rows padded to the longest
+  row and masked), then one batched SDPA call. Memory grows with the allowed blocks, never n^2.
+
+"auto" picks flex on CUDA and gather elsewhere; ``last_backend`` records which ran.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import check_qkv, check_scale
+
+PATTERN_KINDS = ("local", "dilated", "global", "local_dilated_global")
+BACKENDS = ("auto", "flex", "gather")
+
+
+def _band(nb: int, width: int) -> torch.Tensor:
+    i = torch.arange(nb)
+    return (i[:, None] - i[None, :]).abs() <= width
+
+
+def _strided(nb: int, stride: int) -> torch.Tensor:
+    i = torch.arange(nb)
+    return (i[:, None] - i[None, :]) % stride == 0
+
+
+def _global(nb: int, tokens: int) -> torch.Tensor:
+    i = torch.arange(nb)
+    return (i[:, None] < tokens) | (i[None, :] < tokens)
+
+
+def _layout(kind: str, nb: int, knob: int) -> torch.Tensor:
+    """Layout of ``kind`` with its one tunable parameter ``knob`` (always includes the diagonal)."""
+    if kind == "local":
+        return _band(nb, knob)
+    if kind == "dilated":
+        return _strided(nb, knob)
+    if kind == "global":
+        return _global(nb, knob) | _band(nb, 0)
+    return _global(nb, 1) | _band(nb, 1) | _strided(nb, knob)  # local_dilated_global
+
+
+def _knob_range(kind: str, nb: int) -> range:
+    # local: window 0..nb-1; dilated/combined: stride 1..nb+1 (nb+1: no stride term); global: blocks 0..nb
+    return range(0, nb) if kind == "local" else range(0, nb + 1) if kind == "global" else range(1, nb + 2)
+
+
+@dataclass(frozen=True, eq=False)
+class BlockPattern:
+    """Which key blocks each query block attends.
+
+    ``layout``: bool ``(num_blocks, num_blocks)``; ``block_size`` in tokens; ``causal`` keeps only
+    blocks at or below the diagonal (and, inside diagonal blocks, keys at or before the query).
+    """
+
+    layout: torch.Tensor
+    block_size: int
+    causal: bool = False
+    kind: str = "custom"
+
+    def __post_init__(self):
+        lay = self.layout
+        if lay.dtype != torch.bool or lay.dim() != 2 or lay.shape[0] != lay.shape[1]:
+            raise ValueError(f"layout must be a square bool matrix, got {lay.dtype} shape {tuple(lay.shape)}")
+        if self.block_size <= 0:
+            raise ValueError(f"block_size must be positive, got {self.block_size}")
+        missing = (~lay.diagonal()).nonzero().flatten().tolist()
+        if missing:
+            # Without its own block a (causal) query row could see no key at all.
+            raise ValueError(f"every query block must attend its own key block; missing for blocks {missing[:8]}")
+        if self.causal:
+            object.__setattr__(self, "layout", lay & torch.ones_like(lay).tril())
+
+    @classmethod
+    def make(cls, seq_len: int, block_size: int, kind: str = "local_dilated_global",
+             sparsity: float = 0.9, causal: bool = False) -> "BlockPattern":
+        """The ``kind`` pattern whose one parameter gives the sparsity closest to ``sparsity``.
+
+        local: band |i - j| <= window; dilated: (i - j) % stride == 0; global: the first blocks
+        attend and are attended by all; local_dilated_global: 1 global block + band of 1 + stride.
+        """
+        if kind not in PATTERN_KINDS:
+            raise ValueError(f"unknown block pattern {kind!r}; choose one of {PATTERN_KINDS}")
+        if block_size <= 0 or seq_len <= 0 or seq_len % block_size != 0:
+            raise ValueError(f"seq_len {seq_len} is not a positive multiple of block_size {block_size}")
+        if not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        nb = seq_len // block_size
+        best = min((cls(_layout(kind, nb, knob), block_size, causal, kind) for knob in _knob_range(kind, nb)),
+                   key=lambda p: abs(p.sparsity() - sparsity))
+        return best
+
+    @property
+    def num_blocks(self) -> int:
+        return self.layout.shape[0]
+
+    def allowed_blocks(self) -> int:
+        return int(self.layout.sum())
+
+    def sparsity(self) -> float:
+        """Fraction of the blocks dense attention (causal: the lower triangle) would compute that are skipped."""
+        nb = self.num_blocks
+        dense = nb * (nb + 1) // 2 if self.causal else nb * nb
+        return 1.0 - self.allowed_blocks() / dense
+
+    def token_mask(self, device=None) -> torch.Tensor:
+        """The full bool ``(seq_len, seq_len)`` mask this pattern means (for references and tests)."""
+        bs = self.block_size
+        mask = self.layout.to(device).repeat_interleave(bs, 0).repeat_interleave(bs, 1)
+        return mask.tril() if self.causal else mask
+
+    def __repr__(self) -> str:
+        return (f"BlockPattern(kind={self.kind!r}, blocks={self.num_blocks}x{self.num_blocks}, "
+                f"block_size={self.block_size}, causal={self.causal}, "
+                f"allowed={self.allowed_blocks()}, sparsity={self.sparsity():.3f})")
+
+
+def _gather_plan(pattern: BlockPattern, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Key block indices per query block, padded: (num_blocks, K) long and its validity mask."""
+    lay = pattern.layout
+    counts = lay.sum(1)
+    k_max = int(counts.max())
+    # Sorting True first puts each row's allowed blocks (in ascending order) at its front.
+    order = torch.sort(lay.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :k_max]
+    valid = torch.arange(k_max)[None, :] < counts[:, None]
+    return order.to(device), valid.to(device)
+
+
+def block_sparse_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockPattern,
+                        scale: float | None = None) -> torch.Tensor:
+    """Gather each query block's key/value blocks and run one batched SDPA call."""
+    b, n, h, d = q.shape
+    bs, nb = pattern.block_size, pattern.num_blocks
+    idx, valid = _gather_plan(pattern, q.device)
+    k_max = idx.shape[1]
+
+    def gather(t: torch.Tensor) -> torch.Tensor:
+        # (b, nb, bs, h, d)[:, idx] -> (b, nb, K, bs, h, d) -> (b*nb, h, K*bs, d)
+        g = t.view(b, nb, bs, h, d)[:, idx]
+        return g.reshape(b * nb, k_max * bs, h, d).transpose(1, 2)
+
+    qb = q.view(b * nb, bs, h, d).transpose(1, 2)
+    mask = None
+    if pattern.causal or not bool(valid.all()):
+        key_pos = (idx[:, :, None] * bs + torch.arange(bs, device=q.device)).reshape(nb, 1, k_max * bs)
+        mask = valid.repeat_interleave(bs, 1)[:, None, :].expand(nb, bs, k_max * bs)
+        if pattern.causal:
+            query_pos = (torch.arange(nb, device=q.device)[:, None] * bs
+                         + torch.arange(bs, device=q.device))[:, :, None]
+            mask = mask & (key_pos <= query_pos)
+        mask = mask[None, :, None].expand(b, nb, 1, bs, k_max * bs).reshape(b * nb, 1, bs, k_max * bs)
+    out = F.scaled_dot_product_attention(qb, gather(k), gather(v), attn_mask=mask, scale=scale)
+    return out.transpose(1, 2).reshape(b, n, h, d)
+
+
+def flex_block_mask(pattern: BlockPattern, device):
+    """The pattern as a flex_attention ``BlockMask`` (off-diagonal blocks full; causal diagonal partial)."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    lay = pattern.layout.to(device)
+    bs, nb = pattern.block_size, pattern.num_blocks
+    partial = torch.eye(nb, dtype=torch.bool, device=device) if pattern.causal else torch.zeros_like(lay)
+    full = lay & ~partial
+
+    def as_kv(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = m.sum(1).to(torch.int32)
+        indices = torch.sort(m.to(torch.int8), dim=1, descending=True, stable=True).indices.to(torch.int32)
+        return counts[None, None], indices[None, None]
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        # Eager flex evaluates this everywhere, so it must carry the whole pattern, not just causality.
+        allowed = lay[q_idx // bs, kv_idx // bs]
+        return allowed & (kv_idx <= q_idx) if pattern.causal else allowed
+
+    kv_num, kv_idx = as_kv(partial)
+    full_num, full_idx = as_kv(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=bs, mask_mod=mask_mod,
+                                    seq_lengths=(nb * bs, nb * bs))
+
+
+_COMPILED_FLEX = None
+
+
+def _flex_attention(device_type: str):
+    global _COMPILED_FLEX
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device_type != "cuda":
+        return flex_attention  # eager: runs anywhere, unfused
+    if _COMPILED_FLEX is None:
+        _COMPILED_FLEX = torch.compile(flex_attention, dynamic=False)
+    return _COMPILED_FLEX
+
+
+def block_sparse_flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockPattern,
+                      scale: float | None = None) -> torch.Tensor:
+    block_mask = flex_block_mask(pattern, q.device)
+    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
+    out = _flex_attention(q.device.type)(qt, kt, vt, block_mask=block_mask, scale=scale)
+    return out.transpose(1, 2)
+
+
+class BlockSparseAttention(nn.Module):
+    """Attention restricted to a ``BlockPattern`` (given, or made from kind + target sparsity).
+
+    The pattern is built lazily for each new seq_len. ``backend``: "auto" | "flex" | "gather".
+    """
+
+    def __init__(self, block_size: int = 128, sparsity: float = 0.9, pattern: str = "local_dilated_global",
+                 causal: bool = False, backend: str = "auto", block_pattern: BlockPattern | None = None,
+                 scale: float | None = None):
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if pattern not in PATTERN_KINDS:
+            raise ValueError(f"unknown block pattern {pattern!r}; choose one of {PATTERN_KINDS}")
+        if not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+        if block_size <= 0:
+            raise ValueError(f"block_size must be positive, got {block_size}")
+        check_scale(scale)
+        if block_pattern is not None:
+            block_size, causal = block_pattern.block_size, block_pattern.causal
+        self.block_size, self.sparsity, self.pattern_kind = block_size, sparsity, pattern
+        self.causal, self.backend, self.scale = causal, backend, scale
+        self._pattern = block_pattern
+        self._pattern_fixed = block_pattern is not None
+        self.last_backend: str | None = None
+
+    def pattern_for(self, seq_len: int) -> BlockPattern:
+        p = self._pattern
+        if p is not None and p.num_blocks * p.block_size == seq_len:
+            return p
+        if self._pattern_fixed:
+            raise ValueError(f"block_pattern covers {p.num_blocks * p.block_size} tokens, input has {seq_len}")
+        self._pattern = BlockPattern.make(seq_len, self.block_size, self.pattern_kind, self.sparsity, self.causal)
+        return self._pattern
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        check_qkv(q, k, v)
+        pattern = self.pattern_for(q.shape[1])
+        use_flex = self.backend == "flex" or (self.backend == "auto" and q.is_cuda)
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        if use_flex and needs_grad and not q.is_cuda:
+            raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
+                               "use backend='gather' (or 'auto') for gradients on CPU")
+        self.last_backend = "flex" if use_flex else "gather"
+        run = block_sparse_flex if use_flex else block_sparse_gather
+        return run(q, k, v, pattern, self.scale)
