@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._groups import head_slices
+from ._groups import HeadSlice, head_slices
 from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
 
 BACKENDS = ("auto", "sdpa", "triton")
@@ -33,26 +33,37 @@ def _triton_module():
     return triton_dilated
 
 
+def attend_part(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, part: HeadSlice,
+                causal: bool = False, scale: float | None = None, dropout: float = 0.0) -> None:
+    """Write into ``out`` the attention of one (group, offset) head slice: one SDPA call.
+
+    All of q, k, v, out are ``(batch, seq_len, num_heads, head_dim)`` with seq_len divisible by
+    ``part.segment``; only the rows and heads of ``part`` are written.
+    """
+    batch, seq_len, num_heads, head_dim = q.shape
+    w = part.segment
+    n_seg = seq_len // w
+
+    def rows_of(t: torch.Tensor) -> torch.Tensor:
+        # (b, n/w, w, H, d) -> rows offset::r, heads of the part -> (b, n/w, rows, heads, d), a view
+        return t.view(batch, n_seg, w, num_heads, head_dim)[:, :, part.offset::part.rate, part.heads]
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        sel = rows_of(t)  # fold segments into the batch: (b * n/w, heads, rows, d)
+        return sel.reshape(batch * n_seg, sel.shape[2], sel.shape[3], head_dim).transpose(1, 2)
+
+    o = F.scaled_dot_product_attention(pick(q), pick(k), pick(v), is_causal=causal,
+                                       scale=scale, dropout_p=dropout)
+    rows_of(out).copy_(o.transpose(1, 2).reshape(batch, n_seg, o.shape[2], o.shape[1], head_dim))
+
+
 def dilated_attention_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            segments: Sequence[int], rates: Sequence[int], causal: bool = False,
                            scale: float | None = None, dropout: float = 0.0) -> torch.Tensor:
     """The vectorised SDPA path on already-validated inputs; uncovered positions are exactly 0."""
-    batch, seq_len, num_heads, head_dim = q.shape
     out = q.new_zeros(q.shape)
-    for part in head_slices(num_heads, segments, rates):
-        w = part.segment
-        n_seg = seq_len // w
-
-        def pick(t: torch.Tensor) -> torch.Tensor:
-            # (b, n/w, w, H, d) -> rows offset::r of heads -> (b * n/w, heads, rows, d)
-            sel = t.view(batch, n_seg, w, num_heads, head_dim)[:, :, part.offset::part.rate, part.heads]
-            return sel.reshape(batch * n_seg, sel.shape[2], sel.shape[3], head_dim).transpose(1, 2)
-
-        o = F.scaled_dot_product_attention(pick(q), pick(k), pick(v), is_causal=causal,
-                                           scale=scale, dropout_p=dropout)
-        rows, heads = o.shape[2], o.shape[1]
-        dest = out.view(batch, n_seg, w, num_heads, head_dim)[:, :, part.offset::part.rate, part.heads]
-        dest.copy_(o.transpose(1, 2).reshape(batch, n_seg, rows, heads, head_dim))
+    for part in head_slices(q.shape[2], segments, rates):
+        attend_part(q, k, v, out, part, causal, scale, dropout)
     return out
 
 
