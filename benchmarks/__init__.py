@@ -1,0 +1,1 @@
+"""attnbench's asv benchmarks: one module per measured quantity, fixtures in common.py."""

@@ -1,0 +1,43 @@
+"""Standard profile on CPU: ImprovedDilatedAttention vs DilatedAttention, time at 8K, memory 2K..16K.
+
+Defined only under ATTNBENCH_PROFILE=standard (it is a showcase sweep, too slow for quick).
+"""
+from . import common
+
+PAIR = ["DilatedAttention", "ImprovedDilatedAttention"]
+SHAPE = dict(batch=1, heads=6, head_dim=64, dtype="float32", causal=False)
+
+
+def _case(name: str, seq_len: int, warmup: bool = True) -> common.AttentionCase:
+    s = SHAPE
+    return common.AttentionCase(name, seq_len, s["batch"], s["heads"], s["head_dim"], s["dtype"],
+                                s["causal"], warmup=warmup)
+
+
+if common.PROFILE.name == "standard":
+
+    class DilatedVsImprovedTime(common.Timed):
+        params = [PAIR, [8192]]
+        param_names = ["implementation", "seq_len"]
+
+        def setup(self, name, seq_len):
+            self.case = _case(name, seq_len)
+
+        def time_forward(self, name, seq_len):
+            self.case.run()
+
+    class DilatedVsImprovedMemory:
+        """CPU: growth of the process RSS high-water mark during the first forward (MiB)."""
+
+        params = [PAIR, [2048, 4096, 8192, 16384]]
+        param_names = ["implementation", "seq_len"]
+        unit = "MiB"
+        rounds = 1
+
+        def setup(self, name, seq_len):
+            if common.DEVICE != "cpu":
+                common.skip("a CPU comparison; GPU memory is in CudaPeakMemory")
+            self.case = _case(name, seq_len, warmup=False)
+
+        def track_rss_growth(self, name, seq_len):
+            return common.cpu_peak_growth_mib(self.case.forward)

@@ -1,0 +1,41 @@
+"""Peak memory of one forward pass, in MiB: the CUDA allocator's peak, or CPU process figures."""
+from . import common
+
+
+class CudaPeakMemory:
+    """torch.cuda.max_memory_allocated during one forward after a reset (inputs included). GPU only."""
+
+    params = common.shape_params()
+    param_names = common.SHAPE_PARAM_NAMES
+    unit = "MiB"
+
+    def setup(self, *params):
+        if common.DEVICE != "cuda":
+            common.skip("CUDA allocator figure; this run is on CPU (see CpuPeakMemory)")
+        self.case = common.AttentionCase(*params)
+
+    def track_peak_allocated(self, *params):
+        return common.cuda_peak_allocated_mib(self.case.run)
+
+
+class CpuPeakMemory:
+    """CPU only. ``track_rss_growth``: how far one forward raises the process RSS high-water mark
+    (the first call, so one-time buffers count; a lower bound of its extra memory, inputs excluded). ``peakmem_forward``: asv's whole-process
+    peak RSS, interpreter and torch included.
+    """
+
+    params = common.shape_params()
+    param_names = common.SHAPE_PARAM_NAMES
+    unit = "MiB"
+
+    def setup(self, *params):
+        if common.DEVICE != "cpu":
+            common.skip("CPU process figure; this run is on CUDA (see CudaPeakMemory)")
+        # No warm-up: it would raise the high-water mark before the measured call.
+        self.case = common.AttentionCase(*params, warmup=False)
+
+    def track_rss_growth(self, *params):
+        return common.cpu_peak_growth_mib(self.case.forward)
+
+    def peakmem_forward(self, *params):
+        self.case.forward()

@@ -1,0 +1,344 @@
+"""Shared fixtures for the asv suite: profile, device/dtype, seeded inputs, sync, skips, measuring.
+
+Shape convention everywhere: ``(batch, seq_len, num_heads, head_dim)``. Times are in ms,
+memory in MiB (2**20 bytes), throughput in tokens/s and TFLOP/s (10**12 FLOP/s).
+
+asv runs today's benchmarks against old commits' installed ``attention`` package, so nothing
+here may assume an API that an old commit lacks: a missing implementation, module or function
+is a skip (``NotImplementedError`` from ``setup``), never a failure. Param lists must not depend
+on the commit either (asv maps a result to its parameters by index), which is why implementation
+names are a fixed table below rather than read from the registry at import.
+
+Environment variables (read at import, identical for discovery and every commit):
+  ATTNBENCH_PROFILE   quick (default) | standard | full
+  ATTNBENCH_DEVICE    cpu | cuda (default: cuda when available, else cpu)
+  ATTNBENCH_THREADS   torch CPU threads (default: 1 for quick, else min(8, cores))
+  ATTNBENCH_RING_WORLD_SIZES  e.g. "1,2" (default: "1" for quick; "1,2" on CPU; 1..GPUs on CUDA)
+"""
+from __future__ import annotations
+
+import os
+
+# Must precede `import torch`: asv forks one benchmark process per parameter set from a server
+# that imported this module, and a CUDA runtime initialised before fork is unusable after it.
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
+import importlib  # noqa: E402
+import math  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import torch  # noqa: E402
+
+# Every implementation the suite tracks; tests/test_benchmarks.py fails when the registry holds
+# one that is missing here. Append only (keeps old results' parameter indices valid).
+IMPLEMENTATIONS: tuple[str, ...] = (
+    "DenseAttention",
+    "DilatedAttention",
+    "ImprovedDilatedAttention",
+    "MultiheadDilatedAttention",
+    "ImprovedMultiheadDilatedAttention",
+    "BlockSparseAttention",
+    "RingDilatedAttention",
+)
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+          "float64": torch.float64}
+MIB = 2.0 ** 20
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One parameter grid; every benchmark class reads its params from the active profile."""
+
+    name: str
+    seq_lens: tuple[int, ...]
+    batches: tuple[int, ...]
+    heads: tuple[int, ...]
+    head_dims: tuple[int, ...]
+    dtypes: tuple[str, ...]
+    causals: tuple[bool, ...]
+    segment_lengths: tuple[int, ...]
+    dilation_rates: tuple[int, ...]
+    sdpa_seq_lens: tuple[int, ...]
+    accuracy_seq_len: int
+    largest_fit_start: int = 4096
+    largest_fit_cap: int = 16 * 2 ** 20
+    largest_fit_call_limit_s: float = 10.0
+    cuda_only: bool = False
+    # asv timing attributes: kept small in quick so one commit costs seconds, not minutes.
+    repeat: tuple[int, int, float] = (1, 5, 2.0)
+    warmup_time: float = 0.1
+    rounds: int = 1
+
+
+QUICK = Profile(
+    name="quick", seq_lens=(1024, 2048), batches=(1,), heads=(4,), head_dims=(32,),
+    dtypes=("float32",), causals=(False,), segment_lengths=(512, 1024), dilation_rates=(1, 2),
+    sdpa_seq_lens=(2048,), accuracy_seq_len=512, repeat=(1, 3, 0.25), warmup_time=0.02)
+
+STANDARD_CPU = Profile(
+    name="standard", seq_lens=(2048, 4096, 8192, 16384), batches=(1,), heads=(6,), head_dims=(64,),
+    dtypes=("float32",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
+    dilation_rates=(1, 2, 4), sdpa_seq_lens=(2048, 8192), accuracy_seq_len=1024,
+    repeat=(1, 5, 5.0), warmup_time=0.2, rounds=2)
+
+STANDARD_CUDA = Profile(
+    name="standard", seq_lens=(4096, 8192, 16384), batches=(1, 4), heads=(12,), head_dims=(64,),
+    dtypes=("bfloat16", "float16"), causals=(False, True), segment_lengths=(2048, 4096, 8192),
+    dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 16384), accuracy_seq_len=1024,
+    largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2)
+
+FULL = Profile(
+    name="full", seq_lens=(4096, 8192, 16384, 32768), batches=(1,), heads=(12,), head_dims=(64,),
+    dtypes=("bfloat16",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
+    dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 8192, 16384, 32768), accuracy_seq_len=2048,
+    cuda_only=True, repeat=(5, 30, 10.0), warmup_time=1.0, rounds=2)
+
+
+def _cuda_available() -> bool:
+    return torch.cuda.is_available()  # NVML-based (see top of file): does not initialise CUDA
+
+
+def select_device() -> str:
+    device = os.environ.get("ATTNBENCH_DEVICE") or ("cuda" if _cuda_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"ATTNBENCH_DEVICE must be 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def select_profile(name: str | None = None, device: str | None = None) -> Profile:
+    """The grid for ``ATTNBENCH_PROFILE`` (or ``name``); ``standard`` differs between CPU and CUDA."""
+    name = name or os.environ.get("ATTNBENCH_PROFILE") or "quick"
+    device = device or select_device()
+    profiles = {"quick": QUICK, "standard": STANDARD_CUDA if device == "cuda" else STANDARD_CPU,
+                "full": FULL}
+    if name not in profiles:
+        raise ValueError(f"ATTNBENCH_PROFILE must be one of {sorted(profiles)}, got {name!r}")
+    return profiles[name]
+
+
+DEVICE = select_device()
+PROFILE = select_profile(device=DEVICE)
+
+
+def threads() -> int:
+    default = 1 if PROFILE.name == "quick" else min(8, os.cpu_count() or 1)
+    value = os.environ.get("ATTNBENCH_THREADS", str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"ATTNBENCH_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def ring_world_sizes() -> tuple[int, ...]:
+    raw = os.environ.get("ATTNBENCH_RING_WORLD_SIZES")
+    if raw is None:
+        if PROFILE.name == "quick":
+            return (1,)
+        if DEVICE == "cuda":
+            n = max(1, torch.cuda.device_count())
+            return tuple(2 ** i for i in range(n.bit_length()) if 2 ** i <= n)
+        return (1, 2)
+    try:
+        sizes = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ValueError(f"ATTNBENCH_RING_WORLD_SIZES must be comma-separated integers, got {raw!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"ATTNBENCH_RING_WORLD_SIZES must list sizes >= 1, got {raw!r}")
+    return sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# Asv attributes and parameter grids
+
+class Timed:
+    """Base of time_* classes: the active profile's asv timing attributes (asv reads them by getattr)."""
+
+    repeat = PROFILE.repeat
+    warmup_time = PROFILE.warmup_time
+    rounds = PROFILE.rounds
+    number = 1  # one call per sample: calls take milliseconds or more
+
+
+SHAPE_PARAM_NAMES = ["implementation", "seq_len", "batch", "heads", "head_dim", "dtype", "causal"]
+
+
+def shape_params(implementations: tuple[str, ...] = IMPLEMENTATIONS,
+                 seq_lens: tuple[int, ...] | None = None) -> list[list]:
+    p = PROFILE
+    return [list(implementations), list(seq_lens or p.seq_lens), list(p.batches), list(p.heads),
+            list(p.head_dims), list(p.dtypes), list(p.causals)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Skips, registry access, specs, inputs
+
+def skip(reason: str) -> None:
+    """asv records a benchmark whose setup raises NotImplementedError as skipped (n/a)."""
+    raise NotImplementedError(reason)
+
+
+def prepare_process() -> None:
+    """Per-benchmark-process settings: fixed CPU threads; refuse a device this machine lacks."""
+    torch.set_num_threads(threads())
+    if PROFILE.cuda_only and DEVICE != "cuda":
+        skip(f"profile {PROFILE.name!r} is a GPU sweep; this machine runs on {DEVICE}")
+    if DEVICE == "cuda" and not _cuda_available():
+        skip("ATTNBENCH_DEVICE=cuda but no CUDA device is available")
+
+
+def optional_module(name: str):
+    """Import ``name`` or skip: an old commit may predate the module."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        skip(f"{name} is not importable at this commit: {err}")
+
+
+def implementation(name: str):
+    """The registry entry ``name`` at the commit being measured, or a skip."""
+    attention = optional_module("attention")
+    registry = getattr(attention, "IMPLEMENTATIONS", None)
+    if registry is None or name not in registry:
+        skip(f"{name} is not registered at this commit")
+    return registry[name]
+
+
+def make_spec(seq_len: int, batch: int, heads: int, head_dim: int, dtype: str, causal: bool,
+              **overrides):
+    """An ``attention.spec.AttentionSpec`` for one parameter set, with the profile's pattern."""
+    spec_module = optional_module("attention.spec")
+    fields = dict(batch=batch, seq_len=seq_len, num_heads=heads, head_dim=head_dim, causal=causal,
+                  dtype=dtype, device=DEVICE, segment_lengths=PROFILE.segment_lengths,
+                  dilation_rates=PROFILE.dilation_rates)
+    fields.update(overrides)
+    return spec_module.AttentionSpec(**fields)
+
+
+def build(impl, spec) -> Callable[..., torch.Tensor]:
+    """``impl.build(spec)`` on the benchmark device, or a skip when the implementation says no."""
+    supports = getattr(impl, "supports", None)
+    reason = supports(spec) if supports is not None else None
+    if reason:
+        skip(f"{impl.name}: {reason}")
+    if DEVICE == "cuda" and not _cuda_available():
+        skip("no CUDA device")
+    if DEVICE == "cpu" and spec.dtype in ("float16",):
+        skip("float16 attention is not benchmarked on CPU")
+    fn = impl.build(spec)
+    if isinstance(fn, torch.nn.Module):
+        fn = fn.to(device=DEVICE, dtype=DTYPES[spec.dtype])
+    return fn
+
+
+def make_qkv(spec, seed: int = 0, requires_grad: bool = False) -> tuple[torch.Tensor, ...]:
+    """Seeded q, k, v of shape (batch, seq_len, num_heads, head_dim) on the benchmark device."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    tensors = []
+    for _ in range(3):
+        t = torch.randn(spec.qkv_shape(), generator=generator, dtype=torch.float32)
+        t = t.to(device=DEVICE, dtype=DTYPES[spec.dtype]).requires_grad_(requires_grad)
+        tensors.append(t)
+    return tuple(tensors)
+
+
+def sync() -> None:
+    """Wait for queued device work, so a timer measures the kernels and not their launch."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_synced(fn: Callable[..., torch.Tensor], qkv: tuple[torch.Tensor, ...]) -> None:
+    """One forward under no_grad, then sync."""
+    with torch.no_grad():
+        fn(*qkv)
+    sync()
+
+
+# ---------------------------------------------------------------------------------------------
+# The object every shape benchmark prepares in setup
+
+class AttentionCase:
+    """One implementation built for one parameter set, with seeded inputs and a warm-up call done."""
+
+    def __init__(self, name: str, seq_len: int, batch: int, heads: int, head_dim: int,
+                 dtype: str, causal: bool, backward: bool = False, warmup: bool = True,
+                 **spec_overrides):
+        prepare_process()
+        self.impl = implementation(name)
+        self.spec = make_spec(seq_len, batch, heads, head_dim, dtype, causal, **spec_overrides)
+        self.fn = build(self.impl, self.spec)
+        self.qkv = make_qkv(self.spec, requires_grad=backward)
+        params = list(self.fn.parameters()) if isinstance(self.fn, torch.nn.Module) else []
+        self.wrt = [*self.qkv, *(p for p in params if p.requires_grad)]
+        self.grad_out = torch.ones_like(self.qkv[0]) if backward else None
+        self.run = self.forward_backward if backward else self.forward
+        if warmup:
+            self.run()  # a crash here is a failure (not a skip), as it should be
+
+    def forward(self) -> None:
+        run_synced(self.fn, self.qkv)
+
+    def forward_backward(self) -> None:
+        # autograd.grad over inputs and parameters: the work of a training step, without
+        # accumulating .grad between repeats.
+        torch.autograd.grad(self.fn(*self.qkv), self.wrt, self.grad_out)
+        sync()
+
+    def median_ms(self, repeats: int = 5) -> float:
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.run()
+            samples.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(samples)
+
+    def pairs(self) -> float:
+        return float(self.impl.pairs(self.spec))
+
+    def flops(self, backward: bool) -> float:
+        spec_module = optional_module("attention.spec")
+        flops_fn = getattr(spec_module, "attention_flops", None)
+        if flops_fn is None:
+            skip("attention.spec.attention_flops is missing at this commit")
+        return flops_fn(self.pairs(), self.spec, backward=backward)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+
+def rss_high_water_mib() -> float:
+    """This process's resident-set high-water mark (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_peak_growth_mib(run: Callable[[], None]) -> float:
+    """How far one ``run()`` raises the process RSS high-water mark, in MiB.
+
+    Honest but coarse: allocator caching and pages touched earlier in this process hide part of
+    the working set, so it is a lower bound of the extra memory the call needed. asv runs each
+    parameter set in a fresh process, so earlier parameter sets do not leak into it.
+    """
+    before = rss_high_water_mib()
+    run()
+    return max(0.0, rss_high_water_mib() - before)
+
+
+def cuda_peak_allocated_mib(run: Callable[[], None]) -> float:
+    """``torch.cuda.max_memory_allocated`` during one ``run()`` after a reset (inputs included)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    run()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / MIB
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(err, oom) or (isinstance(err, RuntimeError) and "out of memory" in str(err))
+
+
+def powers_of_two(start: int, cap: int) -> list[int]:
+    return [start * 2 ** i for i in range(int(math.log2(cap // start)) + 1)]
