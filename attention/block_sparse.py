@@ -99,9 +99,25 @@ class BlockPattern:
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
         nb = seq_len // block_size
-        best = min((cls(_layout(kind, nb, knob), block_size, causal, kind) for knob in _knob_range(kind, nb)),
-                   key=lambda p: abs(p.sparsity() - sparsity))
-        return best
+        knobs = _knob_range(kind, nb)
+
+        def build(i: int) -> "BlockPattern":
+            return cls(_layout(kind, nb, knobs[i]), block_size, causal, kind)
+
+        # Sparsity moves (nearly) monotonically along the knobs (up with the stride, down with a
+        # wider window or more global blocks): bisect, then look at the neighbours, so long
+        # sequences cost O(log blocks) layouts rather than O(blocks). The base of a combined
+        # pattern may already be denser than asked; sparsity() reports what was reached.
+        sign = -1.0 if kind in ("local", "global") else 1.0
+        lo, hi = 0, len(knobs) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sign * build(mid).sparsity() < sign * sparsity:
+                lo = mid + 1
+            else:
+                hi = mid
+        candidates = [build(i) for i in range(max(0, lo - 2), min(len(knobs), lo + 3))]
+        return min(candidates, key=lambda p: abs(p.sparsity() - sparsity))
 
     @property
     def num_blocks(self) -> int:
