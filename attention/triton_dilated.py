@@ -1,0 +1,527 @@
+"""Dilated attention as fused Triton kernels (forward and backward), reading q/k/v in place.
+
+Shape convention: q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``.
+Semantics: shared/README.md section 1. For head ``h`` of group ``g`` (segment ``w``, rate ``r``,
+offset ``o = h % r``) the dilated segment ``s`` is rows ``s*w + o + r*t``: a strided view of the
+sequence, so every kernel reads and writes rows with stride ``r * stride_seq`` instead of gathering.
+Rows of the other offsets are written as exact zeros by the same kernels (no separate memset).
+
+Public entry points (used by ``ImprovedDilatedAttention`` on CUDA):
+``triton_available(q)`` and ``dilated_attention_triton(q, k, v, segment_lengths, dilation_rates,
+causal=False, scale=None)``. Under ``TRITON_INTERPRET=1`` (set before this module is imported)
+the kernels also run on CPU tensors, slowly, which is what the tests use.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+
+try:
+    import triton
+    import triton.language as tl
+    _jit = triton.jit
+except ImportError:  # the module must still import where triton is missing (e.g. macOS CPU)
+    triton = None
+
+    class _TlStub:
+        constexpr = object  # only used as an annotation below
+
+    tl = _TlStub()
+
+    def _jit(fn):
+        return fn
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+_HEAD_DIMS = (16, 32, 64, 128)
+_LOG2E = 1.4426950408889634
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_available(q: torch.Tensor, segment_lengths: Sequence[int] | None = None,
+                     dilation_rates: Sequence[int] | None = None) -> bool:
+    """True when the Triton kernels should handle ``q`` (and, if given, this pattern).
+
+    Needs triton, a CUDA tensor, float16/bfloat16 (float32 falls back to the SDPA path, since
+    ``tl.dot`` on float32 would silently run in TF32), head_dim in 16/32/64/128, and, when the
+    pattern is given, ``w // r >= 16`` for every group (shorter dilated segments waste most of
+    a 16-row MMA tile; the gather/SDPA path is faster there).
+    """
+    if triton is None or not q.is_cuda or q.dtype not in _HALF_DTYPES:
+        return False
+    if q.dim() != 4 or q.shape[-1] not in _HEAD_DIMS:
+        return False
+    if segment_lengths is not None and dilation_rates is not None:
+        if any(w // r < 16 for w, r in zip(segment_lengths, dilation_rates)):
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels. Index names: t = position inside a dilated segment, L = rows of this head's offset in a
+# segment, seg_start = first row of the segment in the sequence. Softmax runs in base 2, so the
+# saved log-sum-exp (LSE) is log2(sum exp2(score * scale * log2 e)).
+# ----------------------------------------------------------------------------------------------
+
+@_jit
+def _zero_other_offsets(base, t, o, r, w, stride_n, offs_d,
+                        BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):
+    """Store zeros at rows ``o2 + r*t`` (o2 != o) of one segment starting at ``base``."""
+    zeros = tl.zeros([BLOCK, HEAD_DIM], dtype=base.dtype.element_ty)
+    for j in range(1, r):
+        o2 = (o + j) % r
+        rows = o2 + r * t
+        ptrs = base + rows[:, None].to(tl.int64) * stride_n + offs_d[None, :]
+        tl.store(ptrs, zeros, mask=(rows < w)[:, None])
+
+
+@_jit
+def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q, offs_d,
+               lo, hi, L, scale_log2,
+               BLOCK_N: tl.constexpr, CAUSAL_MASK: tl.constexpr, EVEN: tl.constexpr):
+    for start_n in range(lo, hi, BLOCK_N):
+        t_k = start_n + tl.arange(0, BLOCK_N)
+        k_ptrs = k_base + t_k[:, None] * row_stride_k + offs_d[None, :]
+        v_ptrs = v_base + t_k[:, None] * row_stride_v + offs_d[None, :]
+        if EVEN:
+            k = tl.load(k_ptrs)
+        else:
+            k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
+        s = tl.dot(q, tl.trans(k)) * scale_log2
+        if CAUSAL_MASK:
+            s = tl.where(t_q[:, None] >= t_k[None, :], s, float("-inf"))
+        if not EVEN:
+            s = tl.where((t_k < L)[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        p = tl.math.exp2(s - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        if EVEN:
+            v = tl.load(v_ptrs)
+        else:
+            v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@_jit
+def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
+                        stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
+                        stride_vb, stride_vn, stride_vh, stride_ob, stride_on, stride_oh,
+                        seq_len, num_heads, scale_log2,
+                        HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                        CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, EVEN: tl.constexpr):
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // num_heads).to(tl.int64)
+    h = bh % num_heads
+    w = tl.load(W_OF_HEAD + h)
+    r = tl.load(R_OF_HEAD + h)
+    o = h % r
+    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_M)
+    # The grid is sized for the group with the most blocks; programs past this head's count idle.
+    if pid < (seq_len // w) * n_blocks:
+        seg_start = (pid // n_blocks).to(tl.int64) * w
+        mblk = pid % n_blocks
+        L = (w - o + r - 1) // r
+        t_q = mblk * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_d = tl.arange(0, HEAD_DIM)
+        o_seg = O + b * stride_ob + h * stride_oh + seg_start * stride_on
+        if mblk * BLOCK_M < L:
+            q_base = Q + b * stride_qb + h * stride_qh + (seg_start + o) * stride_qn
+            k_base = K + b * stride_kb + h * stride_kh + (seg_start + o) * stride_kn
+            v_base = V + b * stride_vb + h * stride_vh + (seg_start + o) * stride_vn
+            q_ptrs = q_base + t_q[:, None] * (r * stride_qn) + offs_d[None, :]
+            if EVEN:
+                q = tl.load(q_ptrs)
+            else:
+                q = tl.load(q_ptrs, mask=(t_q < L)[:, None], other=0.0)
+            m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - float("inf")
+            l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+            acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+            if CAUSAL:
+                # Blocks fully below the diagonal need no mask; only the diagonal block does.
+                diag = mblk * BLOCK_M
+                acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, r * stride_kn,
+                                           r * stride_vn, t_q, offs_d, 0, diag, L, scale_log2,
+                                           BLOCK_N, False, EVEN)
+                acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, r * stride_kn,
+                                           r * stride_vn, t_q, offs_d, diag,
+                                           tl.minimum(diag + BLOCK_M, L), L, scale_log2,
+                                           BLOCK_N, True, EVEN)
+            else:
+                acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, r * stride_kn,
+                                           r * stride_vn, t_q, offs_d, 0, L, L, scale_log2,
+                                           BLOCK_N, False, EVEN)
+            l_safe = tl.where(l_i > 0, l_i, 1.0)
+            out = acc / l_safe[:, None]
+            o_ptrs = o_seg + o * stride_on + t_q[:, None] * (r * stride_on) + offs_d[None, :]
+            if EVEN:
+                tl.store(o_ptrs, out.to(O.dtype.element_ty))
+            else:
+                tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=(t_q < L)[:, None])
+            if STORE_LSE:
+                lse_ptrs = LSE + (b * num_heads + h) * seq_len + seg_start + o + r * t_q
+                lse = m_i + tl.math.log2(l_safe)
+                if EVEN:
+                    tl.store(lse_ptrs, lse)
+                else:
+                    tl.store(lse_ptrs, lse, mask=t_q < L)
+        _zero_other_offsets(o_seg, t_q, o, r, w, stride_on, offs_d, BLOCK_M, HEAD_DIM)
+
+
+@_jit
+def _bwd_delta_kernel(O, DO, DELTA, stride_ob, stride_on, stride_oh,
+                      stride_dob, stride_don, stride_doh, seq_len, num_heads,
+                      BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):
+    """DELTA[b, h, n] = sum_d dO * O: the softmax-backward row term, for every row."""
+    bh = tl.program_id(1)
+    b = (bh // num_heads).to(tl.int64)
+    h = bh % num_heads
+    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    offs_d = tl.arange(0, HEAD_DIM)
+    mask = (rows < seq_len)[:, None]
+    o = tl.load(O + b * stride_ob + h * stride_oh + rows[:, None].to(tl.int64) * stride_on
+                + offs_d[None, :], mask=mask, other=0.0)
+    do = tl.load(DO + b * stride_dob + h * stride_doh + rows[:, None].to(tl.int64) * stride_don
+                 + offs_d[None, :], mask=mask, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    tl.store(DELTA + (b * num_heads + h) * seq_len + rows, delta, mask=rows < seq_len)
+
+
+@_jit
+def _dilated_bwd_dkdv_kernel(Q, K, V, DO, DK, DV, LSE, DELTA, W_OF_HEAD, R_OF_HEAD,
+                             stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
+                             stride_vb, stride_vn, stride_vh, stride_dob, stride_don, stride_doh,
+                             stride_dkb, stride_dkn, stride_dkh, stride_dvb, stride_dvn, stride_dvh,
+                             seq_len, num_heads, scale, scale_log2,
+                             HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                             CAUSAL: tl.constexpr, EVEN: tl.constexpr):
+    """dK, dV for one block of BLOCK_N keys of one dilated segment, looping over its queries."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // num_heads).to(tl.int64)
+    h = bh % num_heads
+    w = tl.load(W_OF_HEAD + h)
+    r = tl.load(R_OF_HEAD + h)
+    o = h % r
+    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_N)
+    if pid < (seq_len // w) * n_blocks:
+        seg_start = (pid // n_blocks).to(tl.int64) * w
+        nblk = pid % n_blocks
+        L = (w - o + r - 1) // r
+        t_k = nblk * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, HEAD_DIM)
+        dk_seg = DK + b * stride_dkb + h * stride_dkh + seg_start * stride_dkn
+        dv_seg = DV + b * stride_dvb + h * stride_dvh + seg_start * stride_dvn
+        if nblk * BLOCK_N < L:
+            row0 = seg_start + o
+            k_ptrs = K + b * stride_kb + h * stride_kh + row0 * stride_kn \
+                + t_k[:, None] * (r * stride_kn) + offs_d[None, :]
+            v_ptrs = V + b * stride_vb + h * stride_vh + row0 * stride_vn \
+                + t_k[:, None] * (r * stride_vn) + offs_d[None, :]
+            if EVEN:
+                k = tl.load(k_ptrs)
+                v = tl.load(v_ptrs)
+            else:
+                k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
+                v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
+            q_base = Q + b * stride_qb + h * stride_qh + row0 * stride_qn
+            do_base = DO + b * stride_dob + h * stride_doh + row0 * stride_don
+            stat_base = (b * num_heads + h) * seq_len + row0
+            dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+            dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+            lo = 0
+            if CAUSAL:
+                lo = (nblk * BLOCK_N // BLOCK_M) * BLOCK_M  # earlier queries see none of these keys
+            for start_m in range(lo, L, BLOCK_M):
+                t_q = start_m + tl.arange(0, BLOCK_M)
+                q_ptrs = q_base + t_q[:, None] * (r * stride_qn) + offs_d[None, :]
+                do_ptrs = do_base + t_q[:, None] * (r * stride_don) + offs_d[None, :]
+                if EVEN:
+                    q = tl.load(q_ptrs)
+                    do = tl.load(do_ptrs)
+                    lse = tl.load(LSE + stat_base + r * t_q)
+                    delta = tl.load(DELTA + stat_base + r * t_q)
+                else:
+                    q_ok = t_q < L
+                    q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
+                    do = tl.load(do_ptrs, mask=q_ok[:, None], other=0.0)
+                    lse = tl.load(LSE + stat_base + r * t_q, mask=q_ok, other=0.0)
+                    delta = tl.load(DELTA + stat_base + r * t_q, mask=q_ok, other=0.0)
+                p_t = tl.math.exp2(tl.dot(k, tl.trans(q)) * scale_log2 - lse[None, :])
+                if CAUSAL:
+                    p_t = tl.where(t_q[None, :] >= t_k[:, None], p_t, 0.0)
+                if not EVEN:
+                    p_t = tl.where((t_q < L)[None, :], p_t, 0.0)
+                dv = tl.dot(p_t.to(do.dtype), do, dv)
+                dp_t = tl.dot(v, tl.trans(do))
+                ds_t = p_t * (dp_t - delta[None, :])
+                dk = tl.dot(ds_t.to(q.dtype), q, dk)
+            dk = dk * scale
+            dk_ptrs = dk_seg + o * stride_dkn + t_k[:, None] * (r * stride_dkn) + offs_d[None, :]
+            dv_ptrs = dv_seg + o * stride_dvn + t_k[:, None] * (r * stride_dvn) + offs_d[None, :]
+            if EVEN:
+                tl.store(dk_ptrs, dk.to(DK.dtype.element_ty))
+                tl.store(dv_ptrs, dv.to(DV.dtype.element_ty))
+            else:
+                tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=(t_k < L)[:, None])
+                tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=(t_k < L)[:, None])
+        _zero_other_offsets(dk_seg, t_k, o, r, w, stride_dkn, offs_d, BLOCK_N, HEAD_DIM)
+        _zero_other_offsets(dv_seg, t_k, o, r, w, stride_dvn, offs_d, BLOCK_N, HEAD_DIM)
+
+
+@_jit
+def _dilated_bwd_dq_kernel(Q, K, V, DO, DQ, LSE, DELTA, W_OF_HEAD, R_OF_HEAD,
+                           stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
+                           stride_vb, stride_vn, stride_vh, stride_dob, stride_don, stride_doh,
+                           stride_dqb, stride_dqn, stride_dqh,
+                           seq_len, num_heads, scale, scale_log2,
+                           HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                           CAUSAL: tl.constexpr, EVEN: tl.constexpr):
+    """dQ for one block of BLOCK_M queries of one dilated segment, looping over its keys."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // num_heads).to(tl.int64)
+    h = bh % num_heads
+    w = tl.load(W_OF_HEAD + h)
+    r = tl.load(R_OF_HEAD + h)
+    o = h % r
+    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_M)
+    if pid < (seq_len // w) * n_blocks:
+        seg_start = (pid // n_blocks).to(tl.int64) * w
+        mblk = pid % n_blocks
+        L = (w - o + r - 1) // r
+        t_q = mblk * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_d = tl.arange(0, HEAD_DIM)
+        dq_seg = DQ + b * stride_dqb + h * stride_dqh + seg_start * stride_dqn
+        if mblk * BLOCK_M < L:
+            row0 = seg_start + o
+            q_ptrs = Q + b * stride_qb + h * stride_qh + row0 * stride_qn \
+                + t_q[:, None] * (r * stride_qn) + offs_d[None, :]
+            do_ptrs = DO + b * stride_dob + h * stride_doh + row0 * stride_don \
+                + t_q[:, None] * (r * stride_don) + offs_d[None, :]
+            stat_ptrs = (b * num_heads + h) * seq_len + row0 + r * t_q
+            if EVEN:
+                q = tl.load(q_ptrs)
+                do = tl.load(do_ptrs)
+                lse = tl.load(LSE + stat_ptrs)
+                delta = tl.load(DELTA + stat_ptrs)
+            else:
+                q_ok = t_q < L
+                q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
+                do = tl.load(do_ptrs, mask=q_ok[:, None], other=0.0)
+                lse = tl.load(LSE + stat_ptrs, mask=q_ok, other=0.0)
+                delta = tl.load(DELTA + stat_ptrs, mask=q_ok, other=0.0)
+            k_base = K + b * stride_kb + h * stride_kh + row0 * stride_kn
+            v_base = V + b * stride_vb + h * stride_vh + row0 * stride_vn
+            hi = L
+            if CAUSAL:
+                hi = tl.minimum((mblk + 1) * BLOCK_M, L)
+            dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+            for start_n in range(0, hi, BLOCK_N):
+                t_k = start_n + tl.arange(0, BLOCK_N)
+                k_ptrs = k_base + t_k[:, None] * (r * stride_kn) + offs_d[None, :]
+                v_ptrs = v_base + t_k[:, None] * (r * stride_vn) + offs_d[None, :]
+                if EVEN:
+                    k = tl.load(k_ptrs)
+                    v = tl.load(v_ptrs)
+                else:
+                    k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
+                    v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
+                p = tl.math.exp2(tl.dot(q, tl.trans(k)) * scale_log2 - lse[:, None])
+                if CAUSAL:
+                    p = tl.where(t_q[:, None] >= t_k[None, :], p, 0.0)
+                if not EVEN:
+                    p = tl.where((t_k < L)[None, :], p, 0.0)
+                dp = tl.dot(do, tl.trans(v))
+                ds = p * (dp - delta[:, None])
+                dq = tl.dot(ds.to(k.dtype), k, dq)
+            dq = dq * scale
+            dq_ptrs = dq_seg + o * stride_dqn + t_q[:, None] * (r * stride_dqn) + offs_d[None, :]
+            if EVEN:
+                tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty))
+            else:
+                tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=(t_q < L)[:, None])
+        _zero_other_offsets(dq_seg, t_q, o, r, w, stride_dqn, offs_d, BLOCK_M, HEAD_DIM)
+
+
+# ----------------------------------------------------------------------------------------------
+# Host side.
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Tile sizes and launch options of one kernel (tuned on an H100; see docs/gpu-kernel.md)."""
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+# Chosen from the sweep in scripts/gpu_kernel_probe.py; keyed by head_dim.
+FWD_CONFIGS: dict[int, KernelConfig] = {
+    16: KernelConfig(128, 64, 4, 3), 32: KernelConfig(128, 64, 4, 3),
+    64: KernelConfig(128, 64, 4, 3), 128: KernelConfig(128, 64, 8, 3),
+}
+BWD_DKDV_CONFIGS: dict[int, KernelConfig] = {
+    16: KernelConfig(64, 64, 4, 2), 32: KernelConfig(64, 64, 4, 2),
+    64: KernelConfig(64, 128, 8, 2), 128: KernelConfig(64, 128, 8, 2),
+}
+BWD_DQ_CONFIGS: dict[int, KernelConfig] = {
+    16: KernelConfig(64, 64, 4, 2), 32: KernelConfig(64, 64, 4, 2),
+    64: KernelConfig(128, 64, 8, 2), 128: KernelConfig(128, 64, 8, 2),
+}
+_INTERPRET_CONFIG = KernelConfig(16, 16, 1, 1)  # tiny tiles keep the CPU interpreter fast
+
+_head_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_heads: int,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment length and rate of every head as int32 tensors on ``device`` (cached: one copy)."""
+    key = (segments, rates, num_heads, str(device))
+    if key not in _head_tables:
+        per_group = num_heads // len(segments)
+        w = [segments[h // per_group] for h in range(num_heads)]
+        r = [rates[h // per_group] for h in range(num_heads)]
+        _head_tables[key] = (torch.tensor(w, dtype=torch.int32, device=device),
+                             torch.tensor(r, dtype=torch.int32, device=device))
+    return _head_tables[key]
+
+
+def _config(table: dict[int, KernelConfig], head_dim: int) -> KernelConfig:
+    return _INTERPRET_CONFIG if _interpreting() else table[head_dim]
+
+
+def _is_even(segments, rates, *blocks: int) -> bool:
+    """Every head's dilated segment is a whole number of tiles, so loads need no masks."""
+    return all(w % r == 0 and (w // r) % blk == 0 for w, r in zip(segments, rates) for blk in blocks)
+
+
+def _grid_blocks(segments, rates, seq_len: int, block: int) -> int:
+    return max((seq_len // w) * triton.cdiv(-(-w // r), block) for w, r in zip(segments, rates))
+
+
+def _bnh_strides(t: torch.Tensor) -> tuple[int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2)
+
+
+def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
+    # Kernels assume unit stride along head_dim (one vectorised row load); any other strides are fine.
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
+             config: KernelConfig | None = None):
+    """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32."""
+    b, n, h, d = q.shape
+    cfg = config or _config(FWD_CONFIGS, d)
+    out = torch.empty_like(q)  # every element is written by the kernel (zeros included)
+    lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
+    w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
+    grid = (_grid_blocks(segments, rates, n, cfg.block_m), b * h)
+    _dilated_fwd_kernel[grid](
+        q, k, v, out, lse, w_of_head, r_of_head,
+        *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), *_bnh_strides(out),
+        n, h, scale * _LOG2E,
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+        STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    return out, (lse if store_lse else None)
+
+
+def _backward(q, k, v, out, lse, dout, segments, rates, causal: bool, scale: float,
+              dkdv_config: KernelConfig | None = None, dq_config: KernelConfig | None = None):
+    """Launch delta, dK/dV and dQ kernels; returns (dq, dk, dv) shaped like q, k, v."""
+    b, n, h, d = q.shape
+    delta = torch.empty((b, h, n), device=q.device, dtype=torch.float32)
+    delta_block = 16 if _interpreting() else 128
+    _bwd_delta_kernel[(triton.cdiv(n, delta_block), b * h)](
+        out, dout, delta, *_bnh_strides(out), *_bnh_strides(dout), n, h,
+        BLOCK=delta_block, HEAD_DIM=d)
+    w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    common = (*_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), *_bnh_strides(dout))
+
+    cfg = dkdv_config or _config(BWD_DKDV_CONFIGS, d)
+    _dilated_bwd_dkdv_kernel[(_grid_blocks(segments, rates, n, cfg.block_n), b * h)](
+        q, k, v, dout, dk, dv, lse, delta, w_of_head, r_of_head,
+        *common, *_bnh_strides(dk), *_bnh_strides(dv), n, h, scale, scale * _LOG2E,
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+        EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+    cfg = dq_config or _config(BWD_DQ_CONFIGS, d)
+    _dilated_bwd_dq_kernel[(_grid_blocks(segments, rates, n, cfg.block_m), b * h)](
+        q, k, v, dout, dq, lse, delta, w_of_head, r_of_head,
+        *common, *_bnh_strides(dq), n, h, scale, scale * _LOG2E,
+        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+        EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    return dq, dk, dv
+
+
+class _DilatedAttentionFunction(torch.autograd.Function):
+    """Autograd wrapper: forward saves q, k, v, out and the row log-sum-exp; backward is Triton."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, segments, rates, causal, scale):
+        out, lse = _forward(q, k, v, segments, rates, causal, scale, store_lse=True)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.pattern = (segments, rates, causal, scale)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, out, lse = ctx.saved_tensors
+        segments, rates, causal, scale = ctx.pattern
+        dq, dk, dv = _backward(q, k, v, out, lse, _last_dim_contiguous(dout),
+                               segments, rates, causal, scale)
+        return dq, dk, dv, None, None, None, None
+
+
+def _check_inputs(q, k, v, segments, rates) -> None:
+    check_qkv(q, k, v)
+    check_dilated_shape(q.shape[1], q.shape[2], segments)
+    if q.dtype not in (*_HALF_DTYPES, torch.float32):
+        raise ValueError(f"dilated_attention_triton supports float16, bfloat16, float32; got {q.dtype}")
+    if q.shape[-1] not in _HEAD_DIMS:
+        raise ValueError(f"dilated_attention_triton needs head_dim in {_HEAD_DIMS}, got {q.shape[-1]}")
+    if triton is None:
+        raise RuntimeError("dilated_attention_triton needs the triton package, which is not installed")
+    if not (q.is_cuda or _interpreting()):
+        raise ValueError(f"dilated_attention_triton needs CUDA tensors (or TRITON_INTERPRET=1), "
+                         f"got device {q.device}")
+
+
+def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             segment_lengths: Sequence[int], dilation_rates: Sequence[int],
+                             causal: bool = False, scale: float | None = None) -> torch.Tensor:
+    """Dilated attention (shared/README.md section 1) with fused Triton kernels.
+
+    q, k, v: ``(batch, seq_len, num_heads, head_dim)``, any strides with unit stride along
+    head_dim preferred (others are copied). Returns the same shape and dtype; positions a head
+    does not cover are exactly 0. Differentiable when any input requires grad (Triton backward).
+    ``segment_lengths`` are used as given: cap them at seq_len before calling, as the spec does.
+    """
+    segments, rates = check_pattern(segment_lengths, dilation_rates)
+    check_scale(scale)
+    _check_inputs(q, k, v, segments, rates)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        return _DilatedAttentionFunction.apply(q, k, v, segments, rates, bool(causal), scale)
+    # Inference: no log-sum-exp buffer, so peak memory is q, k, v and out only.
+    return _forward(q, k, v, segments, rates, bool(causal), scale, store_lse=False)[0]

@@ -1,0 +1,136 @@
+"""The Triton dilated-attention kernels against the full-mask reference, on CPU via the interpreter.
+
+``TRITON_INTERPRET=1`` must be set before the kernels are defined (at import of
+``attention.triton_dilated``), so the kernel tests run in a child pytest process with it set;
+in the parent they are skipped and one test launches that child. Shapes are
+``(batch, seq_len, num_heads, head_dim)``, tiny so the interpreter stays within ~1-2 minutes.
+bfloat16 is left to the GPU probe (scripts/gpu_kernel_probe.py): the interpreter's ``tl.dot``
+returns garbage for bfloat16 operands (triton 3.9), while float16 and float32 are exact.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+REPO = Path(__file__).resolve().parents[1]
+interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 child")
+
+try:
+    import triton  # noqa: F401
+    HAVE_TRITON = True
+except ImportError:
+    HAVE_TRITON = False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(INTERPRETED or not HAVE_TRITON, reason="parent-only launcher; needs triton")
+def test_kernels_under_triton_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
+         "-k", "interpreted"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert "5 passed" in proc.stdout, proc.stdout[-3000:]
+
+
+def _run_and_compare(shape, segments, rates, causal, dtype, qkv_from_packed=False, atol=None):
+    """Forward and gradients of the kernel vs the float64 full-mask reference."""
+    from attention.reference import dilated_mask, reference_dilated_attention
+    from attention.triton_dilated import dilated_attention_triton
+
+    torch.manual_seed(hash((shape, segments, causal, str(dtype))) % 2**31)
+    b, n, h, d = shape
+    if qkv_from_packed:
+        # Views into one (b, n, 3, h, d) tensor: seq stride 3*h*d, as from a fused qkv projection.
+        packed = torch.randn(b, n, 3, h, d, dtype=dtype, requires_grad=True)
+        q, k, v = packed[:, :, 0], packed[:, :, 1], packed[:, :, 2]
+        leaves = (packed,)
+    else:
+        q, k, v = (torch.randn(shape, dtype=dtype, requires_grad=True) for _ in range(3))
+        leaves = (q, k, v)
+    out = dilated_attention_triton(q, k, v, segments, rates, causal=causal)
+    grad_out = torch.randn_like(out)
+    got_grads = torch.autograd.grad(out, leaves, grad_out)
+
+    ref_leaves = tuple(t.detach().double().requires_grad_() for t in leaves)
+    if qkv_from_packed:
+        rq, rk, rv = (ref_leaves[0][:, :, i] for i in range(3))
+    else:
+        rq, rk, rv = ref_leaves
+    ref = reference_dilated_attention(rq, rk, rv, segments, rates, causal=causal)
+    ref = ref.double() if dtype != torch.float32 else ref
+    ref_grads = torch.autograd.grad(ref, ref_leaves, grad_out.double())
+
+    atol = atol or (2e-5 if dtype == torch.float32 else 2e-2)
+    assert out.shape == q.shape and out.dtype == dtype
+    torch.testing.assert_close(out.double(), ref.double(), atol=atol, rtol=0)
+    for name, got, want in zip(("dq", "dk", "dv") if len(leaves) == 3 else ("dqkv",),
+                               got_grads, ref_grads):
+        torch.testing.assert_close(got.double(), want, atol=atol * 4, rtol=0, msg=name)
+
+    # Rows a head does not cover carry no query at all: output exactly 0, not just small.
+    covered = dilated_mask(n, h, segments, rates, causal).any(dim=-1)  # (h, n)
+    uncovered = ~covered.T[None, :, :, None].expand_as(out)
+    assert torch.all(out.detach()[uncovered] == 0)
+
+
+@interpreted_only
+@pytest.mark.parametrize("causal", [False, True])
+def test_interpreted_float32_matches_reference(causal):
+    _run_and_compare((1, 128, 6, 16), (32, 64, 128), (1, 2, 4), causal, torch.float32)
+
+
+@interpreted_only
+def test_interpreted_float16_causal_matches_reference():
+    _run_and_compare((2, 64, 3, 32), (16, 32, 64), (1, 2, 4), True, torch.float16)
+
+
+@interpreted_only
+def test_interpreted_ragged_pattern_and_strided_views():
+    # w % r != 0 and w / r not a whole tile: every mask path; q/k/v are views of a packed tensor.
+    _run_and_compare((1, 120, 4, 16), (24, 40), (1, 3), False, torch.float32, qkv_from_packed=True)
+
+
+@interpreted_only
+def test_interpreted_inference_path_matches_autograd_path():
+    from attention.triton_dilated import dilated_attention_triton
+
+    q, k, v = (torch.randn(1, 64, 3, 16) for _ in range(3))
+    with torch.no_grad():
+        plain = dilated_attention_triton(q, k, v, (16, 32, 64), (1, 2, 4))
+    with_grad = dilated_attention_triton(q.requires_grad_(), k, v, (16, 32, 64), (1, 2, 4))
+    assert torch.equal(plain, with_grad.detach())
+
+
+def test_triton_available_only_for_cuda_half_precision():
+    from attention.triton_dilated import triton_available
+
+    assert not triton_available(torch.zeros(1, 64, 3, 16, dtype=torch.float16))  # CPU
+    if torch.cuda.is_available() and HAVE_TRITON:
+        cuda = torch.zeros(1, 64, 3, 64, dtype=torch.bfloat16, device="cuda")
+        assert triton_available(cuda)
+        assert not triton_available(cuda.float())
+        assert not triton_available(cuda, (64, 128), (1, 16))  # 128 // 16 < 16 rows
+
+
+@pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(shape=(1, 100, 3, 16)), "not divisible by segment length"),
+    (dict(shape=(1, 64, 4, 16)), "num_heads 4 is not divisible"),
+    (dict(shape=(1, 64, 3, 24)), "head_dim"),
+    (dict(shape=(1, 64, 3, 16), dtype=torch.int32), "floating-point"),
+])
+def test_bad_input_raises_one_line_error(kwargs, message):
+    from attention.triton_dilated import dilated_attention_triton
+
+    q = torch.zeros(kwargs["shape"], dtype=kwargs.get("dtype", torch.float16))
+    with pytest.raises(ValueError, match=message):
+        dilated_attention_triton(q, q, q, (16, 32, 64), (1, 2, 4))
