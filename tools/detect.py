@@ -70,7 +70,8 @@ class _Series:
     levels: np.ndarray  # winsorised mean of log(samples), one per commit
     variances: np.ndarray  # tau2 + w2 / n_c: variance of ``levels`` under "no change"
     df: float  # Satterthwaite degrees of freedom of ``variances``
-    medians: list[np.ndarray]  # raw samples per commit, kept for the segment medians (ratios)
+    values: np.ndarray  # all raw samples, commit after commit (for the segment medians: ratios)
+    offsets: np.ndarray  # values[offsets[c]:offsets[c + 1]] belong to commit c
 
 
 def detect_steps(
@@ -141,35 +142,47 @@ def _check_arguments(commits: list[str], samples: list[list[float]], alpha: floa
 
 def _series(samples: list[list[float]]) -> Optional[_Series]:
     """Winsorised log-levels per commit and their variance; None when fewer than two commits have data."""
-    positions, logs = [], []
-    for i, commit_samples in enumerate(samples):
-        if commit_samples is None or len(commit_samples) == 0:
-            continue
-        chunk = np.asarray(commit_samples, dtype=np.float64).ravel()
-        if not np.all(np.isfinite(chunk)) or np.any(chunk <= 0):
-            raise ValueError(f"samples of commit #{i} must be finite and > 0 (steps are ratios), got {list(commit_samples)}")
-        positions.append(i)
-        logs.append(np.log(chunk))
-    if len(logs) < 2:
+    values, counts, positions = _flatten(samples)
+    if len(positions) < 2:
         return None
-    counts = np.array([len(x) for x in logs], dtype=np.float64)
-    centres = np.array([np.median(x) for x in logs])
-    flat = np.concatenate(logs)
-    owner = np.repeat(np.arange(len(logs)), counts.astype(np.int64))
-    residuals = flat - centres[owner]
-    scale = _pooled_scale(residuals, counts[owner] > 1)
+    m = len(positions)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    owner = np.repeat(np.arange(m), counts)
+    logs = np.log(values)
+    # Sorting by (commit, value) puts each commit's samples in order: medians without a Python loop.
+    ordered = logs[np.lexsort((logs, owner))]
+    centres = 0.5 * (ordered[offsets[:-1] + (counts - 1) // 2] + ordered[offsets[:-1] + counts // 2])
+    residuals = logs - centres[owner]
+    scale = _pooled_scale(residuals, (counts > 1)[owner])
     # Clip far samples (GC pauses, a busy core) to centre +- 2.5 robust sd: an outlier moves its
     # commit's level by at most 2.5 sd / n, while two modes of a bimodal benchmark stay untouched.
     clipped = np.clip(residuals, -WINSOR_SD * scale, WINSOR_SD * scale)
-    sums = np.bincount(owner, clipped)
-    levels = centres + sums / counts
-    deviations = clipped - (sums / counts)[owner]
-    df_within = float(len(flat) - len(logs))
+    shifts = np.bincount(owner, clipped, minlength=m) / counts
+    levels = centres + shifts
+    deviations = clipped - shifts[owner]
+    df_within = float(len(values) - m)
     within = float(np.dot(deviations, deviations) / df_within) if df_within > 0 else 0.0
     tau2, df_between = _between_variance(levels, counts, within)
     variances = tau2 + within / counts
     df = _satterthwaite_df(tau2, within / counts.mean(), df_between, df_within)
-    return _Series(np.array(positions), levels, variances, df, [np.exp(x) for x in logs])
+    return _Series(positions, levels, variances, df, values, offsets)
+
+
+def _flatten(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(all samples in commit order, samples per commit, caller's index per commit) for the commits
+    that have samples."""
+    present = [i for i, chunk in enumerate(samples) if chunk is not None and len(chunk) > 0]
+    chunks = [samples[i] for i in present]
+    try:
+        values = np.concatenate([np.asarray(chunk, dtype=np.float64).ravel() for chunk in chunks]) if chunks else np.empty(0)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"samples must be lists of numbers (or None for a commit not measured): {error}") from None
+    counts = np.array([len(chunk) for chunk in chunks], dtype=np.int64)
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        commit = present[int(np.searchsorted(np.cumsum(counts), int(np.argmax(bad)), side="right"))]
+        raise ValueError(f"samples of commit #{commit} must be finite and > 0 (steps are ratios), got {list(samples[commit])}")
+    return values, counts, np.array(present, dtype=np.int64)
 
 
 def _pooled_scale(residuals: np.ndarray, usable: np.ndarray) -> float:
@@ -219,7 +232,12 @@ def _satterthwaite_df(tau2: float, sampling: float, df_between: float, df_within
 
 
 def _best_boundary(series: _Series, lo: int, hi: int) -> Optional[tuple[int, float]]:
-    """(boundary, Bonferroni-corrected p) of the most significant split of commits [lo, hi)."""
+    """(boundary, Bonferroni-corrected p) of the most significant split of commits [lo, hi).
+
+    The correction counts every boundary of the whole history, not only those of [lo, hi): the
+    segments left after the splits never hold more than that many boundaries together, so the chance
+    of any spurious extra step stays below alpha too.
+    """
     variances = series.variances[lo:hi]
     if np.any(variances <= 0.0):
         return None  # no noise at all and no change (a change would have made tau2 > 0)
@@ -232,7 +250,7 @@ def _best_boundary(series: _Series, lo: int, hi: int) -> Optional[tuple[int, flo
     z = (right_sum / right_weight - left_sum / left_weight) / np.sqrt(1.0 / left_weight + 1.0 / right_weight)
     best = int(np.argmax(np.abs(z)))
     p_single = 2.0 * float(special.stdtr(series.df, -abs(z[best])))
-    return lo + best + 1, min(1.0, p_single * len(z))
+    return lo + best + 1, min(1.0, p_single * (len(series.positions) - 1))
 
 
 def _segment(series: _Series, alpha: float, found: dict[int, float]) -> None:
@@ -252,7 +270,8 @@ def _segment(series: _Series, alpha: float, found: dict[int, float]) -> None:
 
 def _steps_from_boundaries(commits: list[str], series: _Series, found: dict[int, float], min_ratio: float) -> list[Step]:
     edges = [0, *sorted(found), len(series.positions)]
-    medians = [float(np.median(np.concatenate(series.medians[a:b]))) for a, b in zip(edges, edges[1:])]
+    bounds = series.offsets[edges]
+    medians = [float(np.median(series.values[a:b])) for a, b in zip(bounds, bounds[1:])]
     steps = []
     for k, boundary in enumerate(edges[1:-1]):
         ratio = medians[k + 1] / medians[k]
