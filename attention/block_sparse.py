@@ -270,9 +270,11 @@ class BlockSparseAttention(nn.Module):
         pattern = self.pattern_for(q.shape[1])
         use_flex = self.backend == "flex" or (self.backend == "auto" and q.is_cuda)
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-        if use_flex and needs_grad and not q.is_cuda:
-            raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
-                               "use backend='gather' (or 'auto') for gradients on CPU")
+        if use_flex and not q.is_cuda:
+            if needs_grad:
+                raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
+                                   "use backend='gather' (or 'auto') for gradients on CPU")
+            q, k, v = q.detach(), k.detach(), v.detach()  # flex refuses CPU inputs that require grad
         self.last_backend = "flex" if use_flex else "gather"
         run = block_sparse_flex if use_flex else block_sparse_gather
         return run(q, k, v, pattern, self.scale)
