@@ -120,7 +120,8 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                         stride_vb, stride_vn, stride_vh, stride_ob, stride_on, stride_oh,
                         seq_len, num_heads, scale_log2,
                         HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                        CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, EVEN: tl.constexpr):
+                        CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, EVEN: tl.constexpr,
+                        ZERO_FILL: tl.constexpr):
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // num_heads).to(tl.int64)
@@ -177,7 +178,8 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                     tl.store(lse_ptrs, lse)
                 else:
                     tl.store(lse_ptrs, lse, mask=t_q < L)
-        _zero_other_offsets(o_seg, t_q, o, r, w, stride_on, offs_d, BLOCK_M, HEAD_DIM)
+        if ZERO_FILL:
+            _zero_other_offsets(o_seg, t_q, o, r, w, stride_on, offs_d, BLOCK_M, HEAD_DIM)
 
 
 @_jit
@@ -424,11 +426,18 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
-             config: KernelConfig | None = None):
-    """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32."""
+             config: KernelConfig | None = None, zero_fill_in_kernel: bool = True):
+    """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32.
+
+    ``zero_fill_in_kernel=False`` memsets the output first instead (kept to measure the choice).
+    """
     b, n, h, d = q.shape
     cfg = config or _config(FWD_CONFIGS, d)
-    out = torch.empty_like(q)  # every element is written by the kernel (zeros included)
+    if causal and cfg.block_m % cfg.block_n:
+        raise ValueError(f"causal forward needs block_m {cfg.block_m} to be a multiple of "
+                         f"block_n {cfg.block_n}")
+    # With in-kernel zero fill every element is written by the kernel, so no memset is needed.
+    out = torch.empty_like(q) if zero_fill_in_kernel else torch.zeros_like(q)
     lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
     w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
     grid = (_grid_blocks(segments, rates, n, cfg.block_m), b * h)
@@ -438,7 +447,7 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
         n, h, scale * _LOG2E,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
         STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        ZERO_FILL=zero_fill_in_kernel, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return out, (lse if store_lse else None)
 
 
@@ -495,6 +504,11 @@ class _DilatedAttentionFunction(torch.autograd.Function):
 def _check_inputs(q, k, v, segments, rates) -> None:
     check_qkv(q, k, v)
     check_dilated_shape(q.shape[1], q.shape[2], segments)
+    # In-segment row offsets are 32-bit inside the kernels (cheaper address math).
+    longest = max(segments) * max(t.stride(1) for t in (q, k, v))
+    if longest >= 2**31:
+        raise ValueError(f"segment length {max(segments)} times seq stride is {longest} elements, "
+                         f"over the kernels' 32-bit in-segment offsets")
     if q.dtype not in (*_HALF_DTYPES, torch.float32):
         raise ValueError(f"dilated_attention_triton supports float16, bfloat16, float32; got {q.dtype}")
     if q.shape[-1] not in _HEAD_DIMS:
