@@ -32,12 +32,14 @@ from attention.spec import AttentionSpec, attention_flops, dense_pairs, dilated_
 
 SEGMENTS, RATES = (2048, 4096, 8192), (1, 2, 4)
 HEADS, HEAD_DIM = 12, 64
-LINES: list[str] = []
+LOG: list[Path] = []  # the markdown file, appended line by line so a timeout keeps what ran
 
 
 def say(line: str = "") -> None:
     print(line, flush=True)
-    LINES.append(line)
+    if LOG:
+        with LOG[0].open("a") as f:
+            f.write(line + "\n")
 
 
 def capped(seq_len: int, segments=SEGMENTS) -> tuple[int, ...]:
@@ -95,10 +97,9 @@ def correctness() -> bool:
     say("| case | shape | pattern | causal | dtype | out | dq | dk | dv | zeros exact | result |")
     say("|---|---|---|---|---|---|---|---|---|---|---|")
     ok = True
-    for causal in (False, True):
-        for dtype in (torch.bfloat16, torch.float16):
-            ok &= check_case("default", (2, 8192, 12, 64), SEGMENTS, RATES, causal, dtype)
-    for d in (16, 32, 128):
+    for causal, dtype in ((False, torch.bfloat16), (True, torch.bfloat16), (False, torch.float16)):
+        ok &= check_case("default", (2, 8192, 12, 64), SEGMENTS, RATES, causal, dtype)
+    for d in (16, 128):
         ok &= check_case(f"d{d}", (1, 4096, 6, d), (1024, 2048, 4096), RATES, False, torch.bfloat16)
     ok &= check_case("ragged+packed", (2, 1920, 4, 64), (96, 480), (1, 3), True, torch.bfloat16,
                      packed=True)
@@ -121,8 +122,7 @@ def sweep(seq_len: int) -> None:
     segs = capped(seq_len)
     scale = HEAD_DIM ** -0.5
     q, k, v = qkv(seq_len)
-    fwd = [(128, 64, 4, 3), (128, 64, 4, 4), (128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 4, 3),
-           (64, 64, 4, 3), (128, 32, 4, 3), (256, 64, 8, 3), (64, 32, 4, 4)]
+    fwd = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4)]
     best = None
     for cfg in map(lambda c: td.KernelConfig(*c), fwd):
         try:
@@ -140,10 +140,8 @@ def sweep(seq_len: int) -> None:
 
     out, lse = td._forward(q, k, v, segs, RATES, False, scale, True)
     dout = torch.randn_like(out)
-    dkdv = [(64, 128, 8, 2), (64, 128, 4, 2), (32, 128, 4, 2), (32, 128, 4, 3), (64, 64, 4, 2),
-            (64, 64, 4, 3), (128, 128, 8, 2), (64, 128, 8, 3), (32, 64, 4, 3)]
-    dq = [(128, 64, 8, 2), (128, 64, 4, 2), (128, 32, 4, 2), (128, 32, 4, 3), (64, 64, 4, 2),
-          (64, 64, 4, 3), (128, 64, 8, 3), (64, 128, 8, 2), (128, 128, 8, 2)]
+    dkdv = [(64, 128, 8, 2), (32, 128, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2)]
+    dq = [(128, 64, 8, 2), (128, 32, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2)]
     fixed_dq = td.BWD_DQ_CONFIGS[HEAD_DIM]
     best = None
     for cfg in map(lambda c: td.KernelConfig(*c), dkdv):
@@ -250,6 +248,10 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("gpu_kernel_probe needs a CUDA GPU")
     sections = set(args.sections.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    LOG.append(out / "gpu_kernel_probe.md")
+    LOG[0].write_text("")
     say(f"# GPU kernel probe: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
         f"triton {triton.__version__}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -268,9 +270,6 @@ def main() -> None:
         result["table"] = table([int(x) for x in args.lengths.split(",")])
     if "largest" in sections:
         result["largest"] = largest([int(x) for x in args.largest.split(",")])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_kernel_probe.md").write_text("\n".join(LINES) + "\n")
     (out / "gpu_kernel_probe.json").write_text(json.dumps(result, indent=1, default=str))
 
 
