@@ -271,7 +271,8 @@ class AttentionCase:
         self.spec = make_spec(seq_len, batch, heads, head_dim, dtype, causal, **spec_overrides)
         self.fn = build(self.impl, self.spec)
         self.qkv = make_qkv(self.spec, requires_grad=backward)
-        params = list(self.fn.parameters()) if isinstance(self.fn, torch.nn.Module) else []
+        module = self.fn if isinstance(self.fn, torch.nn.Module) else getattr(self.fn, "module", None)
+        params = list(module.parameters()) if isinstance(module, torch.nn.Module) else []
         self.wrt = [*self.qkv, *(p for p in params if p.requires_grad)]
         self.grad_out = torch.ones_like(self.qkv[0]) if backward else None
         self.run = self.forward_backward if backward else self.forward

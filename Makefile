@@ -1,0 +1,44 @@
+# One-word entry points for the asv suite; the raw asv commands are in docs/asv.md.
+# Override any variable on the command line: make bench RANGE=HEAD~20..HEAD PROFILE=standard
+PYTHON  ?= .venv/bin/python
+ASV     ?= $(PYTHON) -m asv
+CONFIG  ?= asv.conf.json
+ENV     ?= virtualenv:3.11
+PROFILE ?= quick
+RANGE   ?= HEAD~5..HEAD
+BASE    ?= HEAD~1
+TARGET  ?= HEAD
+GOOD    ?= HEAD~20
+BAD     ?= HEAD
+BENCH   ?= bench_time.TimeForward.time_forward
+FACTOR  ?= 1.1
+MACHINE ?= $(shell [ -f tools/machine.py ] && $(PYTHON) -m tools.machine --print-name 2>/dev/null)
+
+ASV_RUN_ARGS = --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
+export ATTNBENCH_PROFILE = $(PROFILE)
+
+.PHONY: setup bench publish preview compare find test
+
+setup:  ## venv, requirements, pinned CPU torch, asv machine file
+	[ -x $(PYTHON) ] || python3.11 -m venv .venv
+	$(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -r requirements-test.txt
+	if [ -f tools/machine.py ]; then $(PYTHON) -m tools.machine; else $(ASV) machine --yes; fi
+
+bench:  ## asv run over RANGE with PROFILE (quick: seconds per commit)
+	$(ASV) run $(ASV_RUN_ARGS) $(RANGE)
+
+publish:  ## results/ -> static site in html/
+	$(ASV) publish --config $(CONFIG)
+
+preview:  ## serve html/ on http://127.0.0.1:8080
+	$(ASV) preview --config $(CONFIG)
+
+compare:  ## BASE vs TARGET, fails when something got slower by FACTOR
+	$(ASV) continuous $(ASV_RUN_ARGS) --factor $(FACTOR) $(BASE) $(TARGET)
+
+find:  ## bisect GOOD..BAD for the commit that slowed BENCH down
+	$(ASV) find $(ASV_RUN_ARGS) $(GOOD)..$(BAD) $(BENCH)
+
+test:
+	$(PYTHON) -m pytest -q
