@@ -168,6 +168,47 @@ def sweep(seq_len: int) -> None:
     say(f"bwd best: dkdv {td.BWD_DKDV_CONFIGS[HEAD_DIM]}, dq {best[1]} {best[0]:.4f} ms")
 
 
+def diagnose(seq_len: int) -> None:
+    """Where fwd+bwd time goes at ``seq_len``: CPU cost per call vs GPU kernel times."""
+    say(f"## Diagnosis at {seq_len} tokens (bf16, d={HEAD_DIM})")
+    segs = capped(seq_len)
+    q, k, v = qkv(seq_len, grad=True)
+    g = torch.randn_like(q)
+    dense = DenseAttention(backend="flash")
+    calls = {
+        "kernel fwd (no grad)": lambda: td.dilated_attention_triton(q.detach(), k.detach(),
+                                                                    v.detach(), segs, RATES),
+        "kernel fwd (grad, saves lse)": lambda: td.dilated_attention_triton(q, k, v, segs, RATES),
+        "kernel fwd+bwd": lambda: td.dilated_attention_triton(q, k, v, segs, RATES).backward(g),
+        "dense fwd+bwd": lambda: dense(q, k, v).backward(g),
+    }
+    scale = HEAD_DIM ** -0.5
+    out, lse = td._forward(q.detach(), k.detach(), v.detach(), segs, RATES, False, scale, True)
+    calls["kernel bwd only (_backward)"] = lambda: td._backward(
+        q.detach(), k.detach(), v.detach(), out, lse, g, segs, RATES, False, scale)
+    for name, fn in calls.items():
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(20):
+            fn()
+        cpu_ms = (time.perf_counter() - t0) / 20 * 1e3
+        torch.cuda.synchronize()
+        wall_ms = (time.perf_counter() - t0) / 20 * 1e3
+        say(f"{name}: CPU enqueue {cpu_ms:.3f} ms/call, wall incl. sync {wall_ms:.3f} ms/call, "
+            f"do_bench {bench(fn, [q, k, v]):.4f} ms")
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            calls["kernel fwd+bwd"]()
+        torch.cuda.synchronize()
+    say("```")
+    for line in prof.key_averages().table(sort_by="self_device_time_total", row_limit=12).splitlines():
+        say(line)
+    say("```")
+
+
 def table(lengths, causal_too=True) -> list[dict]:
     say("## Speed (batch 1, 12 heads, d=64, bf16; segments (2048,4096,8192) capped, rates (1,2,4))")
     say("| seq_len | causal | dense fwd ms | kernel fwd ms | fwd speed-up | kernel TFLOP/s | "
@@ -239,7 +280,8 @@ def largest(mega_tokens) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="correctness,sweep,table,largest")
+    parser.add_argument("--sections", default="correctness,sweep,table,largest",
+                        help="comma-separated: correctness, sweep, diag, table, largest")
     parser.add_argument("--lengths", default="4096,8192,16384,32768")
     parser.add_argument("--sweep-len", type=int, default=32768)
     parser.add_argument("--largest", default="8,12,16", help="sizes in Mi tokens")
@@ -266,6 +308,8 @@ def main() -> None:
                           ("dq", td.BWD_DQ_CONFIGS))}
     say(f"configs in use (d={HEAD_DIM}): fwd {td.FWD_CONFIGS[HEAD_DIM]}, "
         f"dkdv {td.BWD_DKDV_CONFIGS[HEAD_DIM]}, dq {td.BWD_DQ_CONFIGS[HEAD_DIM]}")
+    if "diag" in sections:
+        diagnose(4096)
     if "table" in sections:
         result["table"] = table([int(x) for x in args.lengths.split(",")])
     if "largest" in sections:
