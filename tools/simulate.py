@@ -3,13 +3,14 @@
 Each history has ``--commits`` commits (20) with ``--samples`` samples each (10); from commit
 ``--step-at`` (12, 0-based: the first slow commit) on, every sample is multiplied by the step
 (none, 1.1x, 1.3x, 2x). Both detectors see the same histories: ``detect_steps`` gets every sample,
-asv's detector one value per commit (the median, as asv stores it; ``--asv-value mean`` to change).
+asv's detector one value per commit (the median, as asv stores it; ``--asv-value`` to change).
 
     python -m tools.simulate --trials 200 --seed 0
     python -m tools.simulate --speed        # time detect_steps on 1,000 x 500 commits x 10 samples
 
 Printed per noise model and step: "found" = a slowdown reported exactly at the planted commit;
-"false" = any step reported anywhere else (for "none", the false-flag rate per history).
+"(+-1)" = a slowdown reported within one commit of it; "false" = any step reported anywhere else
+(for "none", the false-flag rate per history; for a planted step, a misplaced or extra step).
 """
 from __future__ import annotations
 
@@ -76,10 +77,13 @@ class Tally:
     """Per (noise model, step) counts over trials, for one detector."""
 
     found: int = 0
+    near: int = 0
     false: int = 0
 
     def add(self, steps: list[Step], step_at: int, planted: bool) -> None:
-        self.found += planted and any(s.index == step_at and s.direction == "slower" for s in steps)
+        slower = [s.index for s in steps if s.direction == "slower"] if planted else []
+        self.found += step_at in slower
+        self.near += any(abs(index - step_at) <= 1 for index in slower)
         self.false += any(not (planted and s.index == step_at) for s in steps)
 
 
@@ -91,6 +95,22 @@ def simulate_history(rng: np.random.Generator, noise: NoiseModel, commits: int, 
     return times
 
 
+ASV_VALUES = {
+    "median": "the per-commit median, unweighted",
+    "mean": "the per-commit mean, unweighted",
+    "first": "one sample per commit",
+    "publish": "the per-commit median weighted by 2 / CI width, as asv publish does",
+}
+
+
+def asv_publish_weights(times: np.ndarray) -> list[float | None]:
+    """Per-commit weights as ``asv publish`` gives them: 2 / width of asv's 99% CI of the median."""
+    from asv import _stats
+    from asv_runner.statistics import compute_stats
+
+    return [_stats.get_weight(compute_stats(list(row), 1)[1]) for row in times]
+
+
 def run_table(trials: int, seed: int, commits: int, samples: int, step_at: int, alpha: float,
               asv_value: str) -> list[tuple[str, float, Tally, Tally]]:
     """Both detectors on the same seeded histories; one row per noise model x step size."""
@@ -98,7 +118,7 @@ def run_table(trials: int, seed: int, commits: int, samples: int, step_at: int, 
         raise SystemExit(f"--step-at must be between 1 and --commits - 1 ({commits - 1}), got {step_at}")
     rng = np.random.default_rng(seed)
     names = [f"c{i:03d}" for i in range(commits)]
-    summarise = {"median": np.median, "mean": np.mean, "first": lambda t, axis: t[:, 0]}[asv_value]
+    summarise = {"median": np.median, "mean": np.mean, "first": lambda t, axis: t[:, 0], "publish": np.median}[asv_value]
     rows = []
     for model_name, noise in NOISE_MODELS.items():
         for step in STEP_SIZES:
@@ -106,7 +126,8 @@ def run_table(trials: int, seed: int, commits: int, samples: int, step_at: int, 
             for _ in range(trials):
                 times = simulate_history(rng, noise, commits, samples, step_at, step)
                 ours.add(detect_steps(names, times.tolist(), alpha=alpha), step_at, step != 1.0)
-                theirs.add(asv_steps(names, summarise(times, axis=1).tolist()), step_at, step != 1.0)
+                weights = asv_publish_weights(times) if asv_value == "publish" else None
+                theirs.add(asv_steps(names, summarise(times, axis=1).tolist(), weights), step_at, step != 1.0)
             rows.append((model_name, step, ours, theirs))
     return rows
 
@@ -114,17 +135,21 @@ def run_table(trials: int, seed: int, commits: int, samples: int, step_at: int, 
 def format_table(rows: list[tuple[str, float, Tally, Tally]], trials: int) -> str:
     """Markdown table: detection rate at the planted commit and false-flag rate, both detectors."""
     lines = [
-        "| noise model | step | detect_steps found | detect_steps false | asv found | asv false |",
-        "|---|---|---|---|---|---|",
+        "| noise model | step | detect_steps found | (+-1) | detect_steps false | asv found | (+-1) | asv false |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+
+    def percent(count: int) -> str:
+        return f"{100 * count / trials:.1f}%"
+
     for model_name, step, ours, theirs in rows:
         planted = step != 1.0
-        cells = [
-            f"{100 * t.found / trials:.1f}%" if planted else "-" for t in (ours, theirs)
-        ]
-        falses = [f"{100 * t.false / trials:.1f}%" for t in (ours, theirs)]
+        cells = []
+        for tally in (ours, theirs):
+            cells += [percent(tally.found), percent(tally.near)] if planted else ["-", "-"]
+            cells.append(percent(tally.false))
         label = f"{step:g}x" if planted else "none"
-        lines.append(f"| {model_name} | {label} | {cells[0]} | {falses[0]} | {cells[1]} | {falses[1]} |")
+        lines.append(f"| {model_name} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -153,8 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=10, help="samples per commit")
     parser.add_argument("--step-at", type=int, default=12, help="0-based index of the first slow commit")
     parser.add_argument("--alpha", type=float, default=0.01, help="detect_steps' family-wise level")
-    parser.add_argument("--asv-value", choices=("median", "mean", "first"), default="median",
-                        help="per-commit value given to asv's detector (first: one sample per commit)")
+    parser.add_argument("--asv-value", choices=tuple(ASV_VALUES), default="median",
+                        help="per-commit value given to asv's detector (first: one sample per commit; "
+                             "publish: the median weighted by 2 / CI width, as asv publish does)")
     parser.add_argument("--speed", action="store_true", help="time detect_steps instead of the table")
     parser.add_argument("--speed-benchmarks", type=int, default=1000)
     parser.add_argument("--speed-commits", type=int, default=500)
@@ -166,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = run_table(args.trials, args.seed, args.commits, args.samples, args.step_at, args.alpha, args.asv_value)
     print(f"{args.trials} trials, {args.commits} commits x {args.samples} samples, step at commit {args.step_at}, "
-          f"alpha {args.alpha}, seed {args.seed}; asv gets the per-commit {args.asv_value}")
+          f"alpha {args.alpha}, seed {args.seed}; asv gets {ASV_VALUES[args.asv_value]}")
     print(format_table(rows, args.trials))
 
 
