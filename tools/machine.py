@@ -25,8 +25,9 @@ DEFAULT_PATH = "~/.asv-machine.json"
 
 def slug(text: str) -> str:
     """Lower-case ``text`` and keep runs of letters/digits joined by single dashes."""
-    words = re.sub(r"\((r|tm)\)", " ", text.lower())
-    words = re.sub(r"\b(cpu|processor|nvidia|with|@.*)\b", " ", words)
+    words = re.sub(r"@.*", " ", text.lower())  # clock speed: varies between reports of one model
+    words = re.sub(r"\((r|tm)\)", " ", words)
+    words = re.sub(r"\b(cpu|processor|nvidia|with)\b", " ", words)
     return re.sub(r"[^a-z0-9]+", "-", words).strip("-") or "unknown"
 
 
