@@ -117,11 +117,15 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q
 @_jit
 def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                         stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
-                        stride_vb, stride_vn, stride_vh, stride_ob, stride_on, stride_oh,
+                        stride_vb, stride_vn, stride_vh,
                         seq_len, num_heads, scale_log2,
                         HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                         CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, EVEN: tl.constexpr,
                         ZERO_FILL: tl.constexpr):
+    """Output (and LSE) for one block of BLOCK_M queries of one dilated segment.
+
+    O is contiguous ``(batch, seq_len, num_heads, HEAD_DIM)`` (strides follow from the shape).
+    """
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // num_heads).to(tl.int64)
@@ -137,7 +141,8 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
         L = (w - o + r - 1) // r
         t_q = mblk * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_d = tl.arange(0, HEAD_DIM)
-        o_seg = O + b * stride_ob + h * stride_oh + seg_start * stride_on
+        stride_on = num_heads * HEAD_DIM
+        o_seg = O + (b * seq_len + seg_start) * stride_on + h * HEAD_DIM
         if mblk * BLOCK_M < L:
             q_base = Q + b * stride_qb + h * stride_qh + (seg_start + o) * stride_qn
             k_base = K + b * stride_kb + h * stride_kh + (seg_start + o) * stride_kn
@@ -183,33 +188,126 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
 
 
 @_jit
-def _bwd_delta_kernel(O, DO, DELTA, stride_ob, stride_on, stride_oh,
-                      stride_dob, stride_don, stride_doh, seq_len, num_heads,
-                      BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):
-    """DELTA[b, h, n] = sum_d dO * O: the softmax-backward row term, for every row."""
-    bh = tl.program_id(1)
-    b = (bh // num_heads).to(tl.int64)
-    h = bh % num_heads
-    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    offs_d = tl.arange(0, HEAD_DIM)
-    mask = (rows < seq_len)[:, None]
-    o = tl.load(O + b * stride_ob + h * stride_oh + rows[:, None].to(tl.int64) * stride_on
-                + offs_d[None, :], mask=mask, other=0.0)
-    do = tl.load(DO + b * stride_dob + h * stride_doh + rows[:, None].to(tl.int64) * stride_don
-                 + offs_d[None, :], mask=mask, other=0.0)
+def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, lse_base,
+                    row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
+                    BLOCK_MAJOR: tl.constexpr, BLOCK_MINOR: tl.constexpr, HEAD_DIM: tl.constexpr,
+                    CAUSAL: tl.constexpr, EVEN: tl.constexpr):
+    """dK, dV for keys ``t_k`` of one dilated segment, streaming its queries BLOCK_MINOR at a time.
+
+    ``row_*`` are the row strides of the dilated view (r * seq stride); ``o/do/dk/dv`` are
+    contiguous (row stride ``row_c``). delta = rowsum(dO * O) is computed per query tile here,
+    which saves a separate preprocessing launch.
+    """
+    t_k = first + tl.arange(0, BLOCK_MAJOR)
+    if EVEN:
+        k = tl.load(k_base + t_k[:, None] * row_k + offs_d[None, :])
+        v = tl.load(v_base + t_k[:, None] * row_v + offs_d[None, :])
+    else:
+        k = tl.load(k_base + t_k[:, None] * row_k + offs_d[None, :], mask=(t_k < L)[:, None], other=0.0)
+        v = tl.load(v_base + t_k[:, None] * row_v + offs_d[None, :], mask=(t_k < L)[:, None], other=0.0)
+    dk = tl.zeros([BLOCK_MAJOR, HEAD_DIM], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_MAJOR, HEAD_DIM], dtype=tl.float32)
+    lo = 0
+    if CAUSAL:
+        lo = (first // BLOCK_MINOR) * BLOCK_MINOR  # earlier queries see none of these keys
+    for start_m in range(lo, L, BLOCK_MINOR):
+        t_q = start_m + tl.arange(0, BLOCK_MINOR)
+        q_ptrs = q_base + t_q[:, None] * row_q + offs_d[None, :]
+        c_offs = t_q[:, None] * row_c + offs_d[None, :]
+        if EVEN:
+            q = tl.load(q_ptrs)
+            do = tl.load(do_base + c_offs)
+            o = tl.load(o_base + c_offs)
+            lse = tl.load(lse_base + r * t_q)
+        else:
+            q_ok = t_q < L
+            q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
+            do = tl.load(do_base + c_offs, mask=q_ok[:, None], other=0.0)
+            o = tl.load(o_base + c_offs, mask=q_ok[:, None], other=0.0)
+            lse = tl.load(lse_base + r * t_q, mask=q_ok, other=0.0)
+        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+        p_t = tl.math.exp2(tl.dot(k, tl.trans(q)) * scale_log2 - lse[None, :])
+        if CAUSAL:
+            p_t = tl.where(t_q[None, :] >= t_k[:, None], p_t, 0.0)
+        if not EVEN:
+            p_t = tl.where((t_q < L)[None, :], p_t, 0.0)
+        dv = tl.dot(p_t.to(do.dtype), do, dv)
+        dp_t = tl.dot(v, tl.trans(do))
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk = tl.dot(ds_t.to(q.dtype), q, dk)
+    dk = dk * scale
+    c_offs = t_k[:, None] * row_c + offs_d[None, :]
+    if EVEN:
+        tl.store(dk_base + c_offs, dk.to(dk_base.dtype.element_ty))
+        tl.store(dv_base + c_offs, dv.to(dv_base.dtype.element_ty))
+    else:
+        tl.store(dk_base + c_offs, dk.to(dk_base.dtype.element_ty), mask=(t_k < L)[:, None])
+        tl.store(dv_base + c_offs, dv.to(dv_base.dtype.element_ty), mask=(t_k < L)[:, None])
+
+
+@_jit
+def _bwd_dq_block(q_base, k_base, v_base, o_base, do_base, dq_base, lse_base,
+                  row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
+                  BLOCK_MAJOR: tl.constexpr, BLOCK_MINOR: tl.constexpr, HEAD_DIM: tl.constexpr,
+                  CAUSAL: tl.constexpr, EVEN: tl.constexpr):
+    """dQ for queries ``first + [0, BLOCK_MAJOR)`` of one dilated segment, streaming its keys."""
+    t_q = first + tl.arange(0, BLOCK_MAJOR)
+    q_ptrs = q_base + t_q[:, None] * row_q + offs_d[None, :]
+    c_offs = t_q[:, None] * row_c + offs_d[None, :]
+    if EVEN:
+        q = tl.load(q_ptrs)
+        do = tl.load(do_base + c_offs)
+        o = tl.load(o_base + c_offs)
+        lse = tl.load(lse_base + r * t_q)
+    else:
+        q_ok = t_q < L
+        q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
+        do = tl.load(do_base + c_offs, mask=q_ok[:, None], other=0.0)
+        o = tl.load(o_base + c_offs, mask=q_ok[:, None], other=0.0)
+        lse = tl.load(lse_base + r * t_q, mask=q_ok, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-    tl.store(DELTA + (b * num_heads + h) * seq_len + rows, delta, mask=rows < seq_len)
+    hi = L
+    if CAUSAL:
+        hi = tl.minimum(first + BLOCK_MAJOR, L)
+    dq = tl.zeros([BLOCK_MAJOR, HEAD_DIM], dtype=tl.float32)
+    for start_n in range(0, hi, BLOCK_MINOR):
+        t_k = start_n + tl.arange(0, BLOCK_MINOR)
+        k_ptrs = k_base + t_k[:, None] * row_k + offs_d[None, :]
+        v_ptrs = v_base + t_k[:, None] * row_v + offs_d[None, :]
+        if EVEN:
+            k = tl.load(k_ptrs)
+            v = tl.load(v_ptrs)
+        else:
+            k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
+            v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
+        p = tl.math.exp2(tl.dot(q, tl.trans(k)) * scale_log2 - lse[:, None])
+        if CAUSAL:
+            p = tl.where(t_q[:, None] >= t_k[None, :], p, 0.0)
+        if not EVEN:
+            p = tl.where((t_k < L)[None, :], p, 0.0)
+        dp = tl.dot(do, tl.trans(v))
+        ds = p * (dp - delta[:, None])
+        dq = tl.dot(ds.to(k.dtype), k, dq)
+    dq = dq * scale
+    if EVEN:
+        tl.store(dq_base + c_offs, dq.to(dq_base.dtype.element_ty))
+    else:
+        tl.store(dq_base + c_offs, dq.to(dq_base.dtype.element_ty), mask=(t_q < L)[:, None])
 
 
 @_jit
-def _dilated_bwd_dkdv_kernel(Q, K, V, DO, DK, DV, LSE, DELTA, W_OF_HEAD, R_OF_HEAD,
-                             stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
-                             stride_vb, stride_vn, stride_vh, stride_dob, stride_don, stride_doh,
-                             stride_dkb, stride_dkn, stride_dkh, stride_dvb, stride_dvn, stride_dvh,
-                             seq_len, num_heads, scale, scale_log2,
-                             HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                             CAUSAL: tl.constexpr, EVEN: tl.constexpr):
-    """dK, dV for one block of BLOCK_N keys of one dilated segment, looping over its queries."""
+def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
+                        stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
+                        stride_vb, stride_vn, stride_vh,
+                        seq_len, num_heads, scale, scale_log2,
+                        HEAD_DIM: tl.constexpr, BLOCK_MAJOR: tl.constexpr,
+                        BLOCK_MINOR: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr):
+    """One launch for the whole backward: program ``pid`` of a dilated segment computes dK, dV
+    for key block ``pid`` and then dQ for query block ``pid`` (BLOCK_MAJOR rows each).
+
+    O, DO, DQ, DK, DV are contiguous ``(batch, seq_len, num_heads, HEAD_DIM)``: their strides
+    follow from the shape, which keeps the launch's argument list (and its CPU cost) short.
+    """
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // num_heads).to(tl.int64)
@@ -217,145 +315,33 @@ def _dilated_bwd_dkdv_kernel(Q, K, V, DO, DK, DV, LSE, DELTA, W_OF_HEAD, R_OF_HE
     w = tl.load(W_OF_HEAD + h)
     r = tl.load(R_OF_HEAD + h)
     o = h % r
-    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_N)
+    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_MAJOR)
     if pid < (seq_len // w) * n_blocks:
         seg_start = (pid // n_blocks).to(tl.int64) * w
-        nblk = pid % n_blocks
+        blk = pid % n_blocks
         L = (w - o + r - 1) // r
-        t_k = nblk * BLOCK_N + tl.arange(0, BLOCK_N)
+        stride_c = num_heads * HEAD_DIM
+        c_seg = (b * seq_len + seg_start) * stride_c + h * HEAD_DIM  # segment start, contiguous
+        t_major = blk * BLOCK_MAJOR + tl.arange(0, BLOCK_MAJOR)
         offs_d = tl.arange(0, HEAD_DIM)
-        dk_seg = DK + b * stride_dkb + h * stride_dkh + seg_start * stride_dkn
-        dv_seg = DV + b * stride_dvb + h * stride_dvh + seg_start * stride_dvn
-        if nblk * BLOCK_N < L:
+        if blk * BLOCK_MAJOR < L:
             row0 = seg_start + o
-            k_ptrs = K + b * stride_kb + h * stride_kh + row0 * stride_kn \
-                + t_k[:, None] * (r * stride_kn) + offs_d[None, :]
-            v_ptrs = V + b * stride_vb + h * stride_vh + row0 * stride_vn \
-                + t_k[:, None] * (r * stride_vn) + offs_d[None, :]
-            if EVEN:
-                k = tl.load(k_ptrs)
-                v = tl.load(v_ptrs)
-            else:
-                k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
-                v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
             q_base = Q + b * stride_qb + h * stride_qh + row0 * stride_qn
-            do_base = DO + b * stride_dob + h * stride_doh + row0 * stride_don
-            stat_base = (b * num_heads + h) * seq_len + row0
-            dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
-            dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
-            lo = 0
-            if CAUSAL:
-                lo = (nblk * BLOCK_N // BLOCK_M) * BLOCK_M  # earlier queries see none of these keys
-            for start_m in range(lo, L, BLOCK_M):
-                t_q = start_m + tl.arange(0, BLOCK_M)
-                q_ptrs = q_base + t_q[:, None] * (r * stride_qn) + offs_d[None, :]
-                do_ptrs = do_base + t_q[:, None] * (r * stride_don) + offs_d[None, :]
-                if EVEN:
-                    q = tl.load(q_ptrs)
-                    do = tl.load(do_ptrs)
-                    lse = tl.load(LSE + stat_base + r * t_q)
-                    delta = tl.load(DELTA + stat_base + r * t_q)
-                else:
-                    q_ok = t_q < L
-                    q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
-                    do = tl.load(do_ptrs, mask=q_ok[:, None], other=0.0)
-                    lse = tl.load(LSE + stat_base + r * t_q, mask=q_ok, other=0.0)
-                    delta = tl.load(DELTA + stat_base + r * t_q, mask=q_ok, other=0.0)
-                p_t = tl.math.exp2(tl.dot(k, tl.trans(q)) * scale_log2 - lse[None, :])
-                if CAUSAL:
-                    p_t = tl.where(t_q[None, :] >= t_k[:, None], p_t, 0.0)
-                if not EVEN:
-                    p_t = tl.where((t_q < L)[None, :], p_t, 0.0)
-                dv = tl.dot(p_t.to(do.dtype), do, dv)
-                dp_t = tl.dot(v, tl.trans(do))
-                ds_t = p_t * (dp_t - delta[None, :])
-                dk = tl.dot(ds_t.to(q.dtype), q, dk)
-            dk = dk * scale
-            dk_ptrs = dk_seg + o * stride_dkn + t_k[:, None] * (r * stride_dkn) + offs_d[None, :]
-            dv_ptrs = dv_seg + o * stride_dvn + t_k[:, None] * (r * stride_dvn) + offs_d[None, :]
-            if EVEN:
-                tl.store(dk_ptrs, dk.to(DK.dtype.element_ty))
-                tl.store(dv_ptrs, dv.to(DV.dtype.element_ty))
-            else:
-                tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=(t_k < L)[:, None])
-                tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=(t_k < L)[:, None])
-        _zero_other_offsets(dk_seg, t_k, o, r, w, stride_dkn, offs_d, BLOCK_N, HEAD_DIM)
-        _zero_other_offsets(dv_seg, t_k, o, r, w, stride_dvn, offs_d, BLOCK_N, HEAD_DIM)
-
-
-@_jit
-def _dilated_bwd_dq_kernel(Q, K, V, DO, DQ, LSE, DELTA, W_OF_HEAD, R_OF_HEAD,
-                           stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
-                           stride_vb, stride_vn, stride_vh, stride_dob, stride_don, stride_doh,
-                           stride_dqb, stride_dqn, stride_dqh,
-                           seq_len, num_heads, scale, scale_log2,
-                           HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                           CAUSAL: tl.constexpr, EVEN: tl.constexpr):
-    """dQ for one block of BLOCK_M queries of one dilated segment, looping over its keys."""
-    pid = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // num_heads).to(tl.int64)
-    h = bh % num_heads
-    w = tl.load(W_OF_HEAD + h)
-    r = tl.load(R_OF_HEAD + h)
-    o = h % r
-    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_M)
-    if pid < (seq_len // w) * n_blocks:
-        seg_start = (pid // n_blocks).to(tl.int64) * w
-        mblk = pid % n_blocks
-        L = (w - o + r - 1) // r
-        t_q = mblk * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_d = tl.arange(0, HEAD_DIM)
-        dq_seg = DQ + b * stride_dqb + h * stride_dqh + seg_start * stride_dqn
-        if mblk * BLOCK_M < L:
-            row0 = seg_start + o
-            q_ptrs = Q + b * stride_qb + h * stride_qh + row0 * stride_qn \
-                + t_q[:, None] * (r * stride_qn) + offs_d[None, :]
-            do_ptrs = DO + b * stride_dob + h * stride_doh + row0 * stride_don \
-                + t_q[:, None] * (r * stride_don) + offs_d[None, :]
-            stat_ptrs = (b * num_heads + h) * seq_len + row0 + r * t_q
-            if EVEN:
-                q = tl.load(q_ptrs)
-                do = tl.load(do_ptrs)
-                lse = tl.load(LSE + stat_ptrs)
-                delta = tl.load(DELTA + stat_ptrs)
-            else:
-                q_ok = t_q < L
-                q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
-                do = tl.load(do_ptrs, mask=q_ok[:, None], other=0.0)
-                lse = tl.load(LSE + stat_ptrs, mask=q_ok, other=0.0)
-                delta = tl.load(DELTA + stat_ptrs, mask=q_ok, other=0.0)
             k_base = K + b * stride_kb + h * stride_kh + row0 * stride_kn
             v_base = V + b * stride_vb + h * stride_vh + row0 * stride_vn
-            hi = L
-            if CAUSAL:
-                hi = tl.minimum((mblk + 1) * BLOCK_M, L)
-            dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-            for start_n in range(0, hi, BLOCK_N):
-                t_k = start_n + tl.arange(0, BLOCK_N)
-                k_ptrs = k_base + t_k[:, None] * (r * stride_kn) + offs_d[None, :]
-                v_ptrs = v_base + t_k[:, None] * (r * stride_vn) + offs_d[None, :]
-                if EVEN:
-                    k = tl.load(k_ptrs)
-                    v = tl.load(v_ptrs)
-                else:
-                    k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
-                    v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
-                p = tl.math.exp2(tl.dot(q, tl.trans(k)) * scale_log2 - lse[:, None])
-                if CAUSAL:
-                    p = tl.where(t_q[:, None] >= t_k[None, :], p, 0.0)
-                if not EVEN:
-                    p = tl.where((t_k < L)[None, :], p, 0.0)
-                dp = tl.dot(do, tl.trans(v))
-                ds = p * (dp - delta[:, None])
-                dq = tl.dot(ds.to(k.dtype), k, dq)
-            dq = dq * scale
-            dq_ptrs = dq_seg + o * stride_dqn + t_q[:, None] * (r * stride_dqn) + offs_d[None, :]
-            if EVEN:
-                tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty))
-            else:
-                tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=(t_q < L)[:, None])
-        _zero_other_offsets(dq_seg, t_q, o, r, w, stride_dqn, offs_d, BLOCK_M, HEAD_DIM)
+            c_row0 = c_seg + o * stride_c
+            lse_base = LSE + (b * num_heads + h) * seq_len + row0
+            _bwd_dkdv_block(q_base, k_base, v_base, O + c_row0, DO + c_row0, DK + c_row0,
+                            DV + c_row0, lse_base, r * stride_qn, r * stride_kn, r * stride_vn,
+                            r * stride_c, r, blk * BLOCK_MAJOR, offs_d, L, scale, scale_log2,
+                            BLOCK_MAJOR, BLOCK_MINOR, HEAD_DIM, CAUSAL, EVEN)
+            _bwd_dq_block(q_base, k_base, v_base, O + c_row0, DO + c_row0, DQ + c_row0, lse_base,
+                          r * stride_qn, r * stride_kn, r * stride_vn, r * stride_c, r,
+                          blk * BLOCK_MAJOR, offs_d, L, scale, scale_log2,
+                          BLOCK_MAJOR, BLOCK_MINOR, HEAD_DIM, CAUSAL, EVEN)
+        _zero_other_offsets(DK + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR, HEAD_DIM)
+        _zero_other_offsets(DV + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR, HEAD_DIM)
+        _zero_other_offsets(DQ + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR, HEAD_DIM)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,13 +364,11 @@ FWD_CONFIGS: dict[int, KernelConfig] = {
     16: KernelConfig(64, 64, 4, 3), 32: KernelConfig(64, 64, 4, 3),
     64: KernelConfig(64, 64, 4, 3), 128: KernelConfig(128, 64, 8, 3),
 }
-BWD_DKDV_CONFIGS: dict[int, KernelConfig] = {
+# Backward: block_n = rows a program owns (keys for dK/dV, then queries for dQ), block_m = the
+# tile streamed past them.
+BWD_CONFIGS: dict[int, KernelConfig] = {
     16: KernelConfig(64, 64, 4, 3), 32: KernelConfig(64, 64, 4, 3),
-    64: KernelConfig(64, 64, 4, 3), 128: KernelConfig(64, 128, 8, 2),
-}
-BWD_DQ_CONFIGS: dict[int, KernelConfig] = {
-    16: KernelConfig(64, 64, 4, 3), 32: KernelConfig(64, 64, 4, 3),
-    64: KernelConfig(64, 64, 4, 3), 128: KernelConfig(128, 64, 8, 2),
+    64: KernelConfig(64, 64, 4, 3), 128: KernelConfig(64, 64, 8, 2),
 }
 _INTERPRET_CONFIG = KernelConfig(16, 16, 1, 1)  # tiny tiles keep the CPU interpreter fast
 
@@ -438,14 +422,14 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
         raise ValueError(f"causal forward needs block_m {cfg.block_m} to be a multiple of "
                          f"block_n {cfg.block_n}")
     # With in-kernel zero fill every element is written by the kernel, so no memset is needed.
-    out = torch.empty_like(q) if zero_fill_in_kernel else torch.zeros_like(q)
+    alloc = torch.empty if zero_fill_in_kernel else torch.zeros
+    out = alloc(q.shape, device=q.device, dtype=q.dtype)  # contiguous, as the kernel assumes
     lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
     w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
     grid = (_grid_blocks(segments, rates, n, cfg.block_m), b * h)
     _dilated_fwd_kernel[grid](
         q, k, v, out, lse, w_of_head, r_of_head,
-        *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), *_bnh_strides(out),
-        n, h, scale * _LOG2E,
+        *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale * _LOG2E,
         HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
         STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
         ZERO_FILL=zero_fill_in_kernel, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
@@ -453,31 +437,20 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
 
 
 def _backward(q, k, v, out, lse, dout, segments, rates, causal: bool, scale: float,
-              dkdv_config: KernelConfig | None = None, dq_config: KernelConfig | None = None):
-    """Launch delta, dK/dV and dQ kernels; returns (dq, dk, dv) shaped like q, k, v."""
+              config: KernelConfig | None = None):
+    """One fused backward launch; returns contiguous (dq, dk, dv) shaped like q, k, v.
+
+    ``out`` and ``dout`` must be contiguous. ``config.block_n`` is the block of rows a program
+    owns (keys for dK/dV, queries for dQ); ``config.block_m`` the tile streamed past them.
+    """
     b, n, h, d = q.shape
-    delta = torch.empty((b, h, n), device=q.device, dtype=torch.float32)
-    delta_block = 16 if _interpreting() else 128
-    _bwd_delta_kernel[(triton.cdiv(n, delta_block), b * h)](
-        out, dout, delta, *_bnh_strides(out), *_bnh_strides(dout), n, h,
-        BLOCK=delta_block, HEAD_DIM=d)
+    cfg = config or _config(BWD_CONFIGS, d)
     w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    common = (*_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), *_bnh_strides(dout))
-
-    cfg = dkdv_config or _config(BWD_DKDV_CONFIGS, d)
-    _dilated_bwd_dkdv_kernel[(_grid_blocks(segments, rates, n, cfg.block_n), b * h)](
-        q, k, v, dout, dk, dv, lse, delta, w_of_head, r_of_head,
-        *common, *_bnh_strides(dk), *_bnh_strides(dv), n, h, scale, scale * _LOG2E,
-        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
-        EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-
-    cfg = dq_config or _config(BWD_DQ_CONFIGS, d)
-    _dilated_bwd_dq_kernel[(_grid_blocks(segments, rates, n, cfg.block_m), b * h)](
-        q, k, v, dout, dq, lse, delta, w_of_head, r_of_head,
-        *common, *_bnh_strides(dq), n, h, scale, scale * _LOG2E,
-        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+    dq, dk, dv = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+    _dilated_bwd_kernel[(_grid_blocks(segments, rates, n, cfg.block_n), b * h)](
+        q, k, v, out, dout, dq, dk, dv, lse, w_of_head, r_of_head,
+        *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale, scale * _LOG2E,
+        HEAD_DIM=d, BLOCK_MAJOR=cfg.block_n, BLOCK_MINOR=cfg.block_m, CAUSAL=causal,
         EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return dq, dk, dv
@@ -497,8 +470,7 @@ class _DilatedAttentionFunction(torch.autograd.Function):
     def backward(ctx, dout):
         q, k, v, out, lse = ctx.saved_tensors
         segments, rates, causal, scale = ctx.pattern
-        dq, dk, dv = _backward(q, k, v, out, lse, _last_dim_contiguous(dout),
-                               segments, rates, causal, scale)
+        dq, dk, dv = _backward(q, k, v, out, lse, dout.contiguous(), segments, rates, causal, scale)
         return dq, dk, dv, None, None, None, None
 
 

@@ -140,32 +140,20 @@ def sweep(seq_len: int) -> None:
 
     out, lse = td._forward(q, k, v, segs, RATES, False, scale, True)
     dout = torch.randn_like(out)
-    dkdv = [(64, 128, 8, 2), (32, 128, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2)]
-    dq = [(128, 64, 8, 2), (128, 32, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2)]
-    fixed_dq = td.BWD_DQ_CONFIGS[HEAD_DIM]
+    # (block_m = streamed tile, block_n = rows a program owns, warps, stages)
+    bwd = [(64, 64, 4, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 128, 4, 3), (64, 128, 8, 2),
+           (16, 64, 4, 4)]
     best = None
-    for cfg in map(lambda c: td.KernelConfig(*c), dkdv):
+    for cfg in map(lambda c: td.KernelConfig(*c), bwd):
         try:
-            ms = bench(lambda: td._backward(q, k, v, out, lse, dout, segs, RATES, False, scale,
-                                            dkdv_config=cfg, dq_config=fixed_dq))
+            ms = bench(lambda: td._backward(q, k, v, out, lse, dout, segs, RATES, False, scale, cfg))
         except Exception as exc:  # noqa: BLE001
-            say(f"bwd dkdv {cfg}: failed ({type(exc).__name__}: {str(exc)[:80]})")
+            say(f"bwd {cfg}: failed ({type(exc).__name__}: {str(exc)[:80]})")
             continue
-        say(f"bwd (dkdv {cfg}, dq fixed): {ms:.4f}")
+        say(f"bwd {cfg}: {ms:.4f}")
         best = min(best or (ms, cfg), (ms, cfg), key=lambda x: x[0])
-    td.BWD_DKDV_CONFIGS[HEAD_DIM] = best[1]
-    best = None
-    for cfg in map(lambda c: td.KernelConfig(*c), dq):
-        try:
-            ms = bench(lambda: td._backward(q, k, v, out, lse, dout, segs, RATES, False, scale,
-                                            dkdv_config=td.BWD_DKDV_CONFIGS[HEAD_DIM], dq_config=cfg))
-        except Exception as exc:  # noqa: BLE001
-            say(f"bwd dq {cfg}: failed ({type(exc).__name__}: {str(exc)[:80]})")
-            continue
-        say(f"bwd (dkdv best, dq {cfg}): {ms:.4f}")
-        best = min(best or (ms, cfg), (ms, cfg), key=lambda x: x[0])
-    td.BWD_DQ_CONFIGS[HEAD_DIM] = best[1]
-    say(f"bwd best: dkdv {td.BWD_DKDV_CONFIGS[HEAD_DIM]}, dq {best[1]} {best[0]:.4f} ms")
+    td.BWD_CONFIGS[HEAD_DIM] = best[1]
+    say(f"bwd best: {best[1]} {best[0]:.4f} ms")
 
 
 def diagnose(seq_len: int) -> None:
@@ -185,7 +173,7 @@ def diagnose(seq_len: int) -> None:
     scale = HEAD_DIM ** -0.5
     out, lse = td._forward(q.detach(), k.detach(), v.detach(), segs, RATES, False, scale, True)
     calls["kernel bwd only (_backward)"] = lambda: td._backward(
-        q.detach(), k.detach(), v.detach(), out, lse, g, segs, RATES, False, scale)
+        q.detach(), k.detach(), v.detach(), out, lse, g.contiguous(), segs, RATES, False, scale)
     for name, fn in calls.items():
         for _ in range(3):
             fn()
@@ -304,10 +292,8 @@ def main() -> None:
     if "sweep" in sections:
         sweep(args.sweep_len)
     result["configs"] = {name: {d: vars(c) for d, c in table_.items()} for name, table_ in
-                         (("fwd", td.FWD_CONFIGS), ("dkdv", td.BWD_DKDV_CONFIGS),
-                          ("dq", td.BWD_DQ_CONFIGS))}
-    say(f"configs in use (d={HEAD_DIM}): fwd {td.FWD_CONFIGS[HEAD_DIM]}, "
-        f"dkdv {td.BWD_DKDV_CONFIGS[HEAD_DIM]}, dq {td.BWD_DQ_CONFIGS[HEAD_DIM]}")
+                         (("fwd", td.FWD_CONFIGS), ("bwd", td.BWD_CONFIGS))}
+    say(f"configs in use (d={HEAD_DIM}): fwd {td.FWD_CONFIGS[HEAD_DIM]}, bwd {td.BWD_CONFIGS[HEAD_DIM]}")
     if "diag" in sections:
         diagnose(4096)
     if "table" in sections:
