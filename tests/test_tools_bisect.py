@@ -1,0 +1,135 @@
+"""tools.bisect end to end: a throwaway repo with a tiny package whose commit c6 makes its loop 4x longer,
+real ``asv find`` / ``asv run`` in a virtualenv environment, then the confirmation verdict."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLANTED = "c6 loop four times (planted slowdown)"
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "tinypkg"
+version = "0.1"
+
+[tool.setuptools]
+packages = ["tinypkg"]
+"""
+PACKAGE = """\
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+"""
+BENCHMARK = """\
+import tinypkg
+
+
+def time_work():
+    tinypkg.work(20000)
+
+
+time_work.number = 10
+time_work.repeat = 3
+time_work.rounds = 1
+time_work.warmup_time = 0
+"""
+# Wheels built offline without an isolated build env (setuptools comes from the environment).
+CONFIG = """\
+{"version": 1, "project": "tinypkg", "repo": ".", "branches": ["main"],
+ "environment_type": "virtualenv", "pythons": ["%s"],
+ "build_command": ["python -m pip wheel --no-deps --no-build-isolation -w {build_cache_dir} {build_dir}"],
+ "install_command": ["in-dir={env_dir} python -m pip install --no-deps --force-reinstall {wheel_file}"],
+ "benchmark_dir": "benchmarks", "env_dir": ".asv/env", "results_dir": "results", "html_dir": "html"}
+""" % f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _write(repo, files):
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+
+
+def _git(repo, *args, when=None):
+    env = dict(os.environ)
+    if when:
+        env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory):
+    """c0: package + benchmark + asv config; c1..c9 harmless edits, except c6 (the slowdown)."""
+    repo = tmp_path_factory.mktemp("tiny")
+    _git(repo, "init", "-q", "-b", "main")
+    _write(repo, {"pyproject.toml": PYPROJECT, "tinypkg/__init__.py": PACKAGE, "benchmarks/__init__.py": "",
+                  "benchmarks/bench_work.py": BENCHMARK, "asv.conf.json": CONFIG,
+                  ".gitignore": ".asv/\nresults/\nhtml/\n"})
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "c0 tiny package", when="2025-01-01T00:00:00+00:00")
+    shas = {}
+    for i in range(1, 10):
+        if i == 6:
+            slow = PACKAGE.replace("range(n)", "range(4 * n)")
+            _write(repo, {"tinypkg/__init__.py": slow})
+            message = PLANTED
+        else:
+            _write(repo, {"notes.txt": "\n".join(str(k) for k in range(i))})
+            message = f"c{i} notes"
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", message, when=f"2025-01-0{i}T12:00:00+00:00")
+        shas[i] = _git(repo, "rev-parse", "HEAD")
+    home = tmp_path_factory.mktemp("home")  # asv reads ~/.asv-machine.json: keep the user's own out of it
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": ROOT}
+    subprocess.run([sys.executable, "-m", "tools.machine", "--name", "tinybox", "--cpu-only"], check=True,
+                   env=env, capture_output=True)
+    return repo, shas, env
+
+
+def _bisect(tiny_repo, *args):
+    repo, _, env = tiny_repo
+    return subprocess.run([sys.executable, "-m", "tools.bisect", *args, "--config", str(repo / "asv.conf.json"),
+                           "--machine", "tinybox", "--repeat", "5", "--rounds", "2"],
+                          capture_output=True, text=True, env=env, cwd=repo, timeout=400)
+
+
+def test_a_range_that_does_not_exist_is_a_one_line_error(tiny_repo):
+    done = _bisect(tiny_repo, "nosuchcommit..HEAD", "time_work")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: commit range 'nosuchcommit..HEAD' does not exist")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_planted_slowdown_is_found_and_confirmed(tiny_repo):
+    _, shas, _ = tiny_repo
+    done = _bisect(tiny_repo, "HEAD~9..HEAD", "time_work")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    verdict = done.stdout.strip().splitlines()[-1]
+    expected = (rf"confirmed: {shas[6][:7]} {re.escape(PLANTED)} made bench_work\.time_work "
+                rf"(\d+\.\d\d)x slower \(p=[0-9.e-]+\)")
+    match = re.fullmatch(expected, verdict)
+    assert match, verdict
+    assert 2.0 < float(match.group(1)) < 8.0  # the loop runs 4x as long
+    assert "[1/3 asv find]" in done.stdout  # asv's own progress is streamed
+
+
+@pytest.mark.slow
+def test_a_range_without_a_change_is_not_confirmed(tiny_repo):
+    done = _bisect(tiny_repo, "HEAD~9..HEAD~4", "time_work")  # c1..c5: identical code
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    verdict = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"not confirmed: the step is within noise \(bench_work\.time_work \d+\.\d\dx, "
+                        r"p=[0-9.e-]+\)", verdict), verdict
