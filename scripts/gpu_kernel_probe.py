@@ -186,6 +186,36 @@ def diagnose(seq_len: int) -> None:
         wall_ms = (time.perf_counter() - t0) / 20 * 1e3
         say(f"{name}: CPU enqueue {cpu_ms:.3f} ms/call, wall incl. sync {wall_ms:.3f} ms/call, "
             f"do_bench {bench(fn, [q, k, v]):.4f} ms")
+    # Python-level profile of the wrapper in whichever thread runs it (autograd runs backward
+    # in its own thread, which the main-thread profiler would not see).
+    import cProfile
+    import io
+    import pstats
+    prof_py = cProfile.Profile()
+    inner_ms = []
+    orig_backward = td._backward
+
+    def timed_backward(*a, **kw):
+        t0 = time.perf_counter()
+        prof_py.enable()
+        try:
+            return orig_backward(*a, **kw)
+        finally:
+            prof_py.disable()
+            inner_ms.append((time.perf_counter() - t0) * 1e3)
+
+    td._backward = timed_backward
+    for _ in range(20):
+        calls["kernel fwd+bwd"]()
+    torch.cuda.synchronize()
+    td._backward = orig_backward
+    say(f"_backward inside autograd: {sorted(inner_ms)[10]:.3f} ms median CPU per call")
+    text = io.StringIO()
+    pstats.Stats(prof_py, stream=text).sort_stats("tottime").print_stats(12)
+    say("```")
+    for line in text.getvalue().splitlines()[-20:]:
+        say(line)
+    say("```")
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(5):
