@@ -2,21 +2,20 @@
 
 asv's own step detection (what ``asv publish`` shows) sees one number per commit. Here each commit
 contributes all its samples (times in ms, memory in MiB: any positive quantity where larger means
-"slower"), and a boundary is only reported when a rank test says the two sides differ after
-correcting for the number of boundaries tried. The method, its calibration and its limits are in
-``docs/detection.md``; ``python -m tools.simulate`` measures it against asv's detector.
+"slower"), and a boundary is only reported when a test that knows how noisy one commit is says the
+two sides differ, after correcting for the number of boundaries tried. The method, its measured
+rates and its limits are in ``docs/detection.md``; ``python -m tools.simulate`` compares it with asv.
 
 Method in short (binary segmentation):
 
-1. Pool the samples of the commits in the current segment and replace each by its normal score
-   (``Phi^-1(rank / (N + 1))``): outliers and bimodal noise stop mattering beyond their rank.
-2. Per commit: mean score ``a_c`` over its ``n_c`` samples. Noise model ``Var(a_c) = tau2 + w2 / n_c``:
-   ``w2`` is the within-commit variance (pooled), ``tau2`` the extra variance of whole commits (a run
-   shifted as a whole). ``tau2`` is estimated from the median of squared successive differences of
-   ``a_c``, which one or a few real steps barely move.
-3. For every boundary, a weighted two-sample z statistic on ``a_c`` (left vs right); its p-value from
-   Student's t with Satterthwaite degrees of freedom (``tau2`` is estimated from few commits),
-   Bonferroni-corrected by the number of boundaries tried. Below ``alpha``: split and recurse on both sides.
+1. Per commit, a robust level: the mean of its log-samples after clipping samples beyond 2.5 robust sd
+   of the commit's median (outliers bounded, bimodal modes kept).
+2. Noise model ``Var(level_c) = tau2 + w2 / n_c``: ``w2`` is the pooled within-commit variance,
+   ``tau2`` the extra variance of whole commits (a run shifted as a whole), estimated from the median
+   of squared successive differences of levels, which one or a few real steps barely move.
+3. For every boundary, an inverse-variance weighted difference of mean levels right vs left, as a t
+   statistic with Satterthwaite degrees of freedom (``tau2`` comes from few commits), Bonferroni-
+   corrected by the number of boundaries in the history. Below ``alpha``: split, repeat on both sides.
 """
 from __future__ import annotations
 
@@ -126,7 +125,8 @@ def asv_steps(
             if after is None:
                 continue
             ratio = (sign * best_after) / (sign * value_before) if value_before else math.inf
-            if max(ratio, 1.0 / ratio) >= min_ratio:
+            size = max(ratio, 1.0 / ratio) if ratio > 0 else math.inf
+            if size >= min_ratio:
                 found.append(Step(after, commits[before], commits[after], ratio, None, direction))
     return sorted(found, key=lambda step: step.index)
 
