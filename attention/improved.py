@@ -89,10 +89,11 @@ class ImprovedDilatedAttention(nn.Module):
         if self.backend == "sdpa":
             return False
         mod = _triton_module()
-        ok = (mod is not None and q.is_cuda and dropout == 0.0 and mod.triton_available(q))
+        ok = (mod is not None and q.is_cuda and dropout == 0.0
+              and mod.triton_available(q, self.segment_lengths, self.dilation_rates))
         if self.backend == "triton" and not ok:
             why = ("attention.triton_dilated is not importable" if mod is None
-                   else "it needs CUDA, no dropout and a supported dtype/head_dim")
+                   else "it needs CUDA, no dropout, fp16/bf16, a supported head_dim and w // r >= 16")
             raise RuntimeError(f"Triton dilated attention cannot run this input: {why}")
         return ok
 
