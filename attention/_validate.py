@@ -33,7 +33,8 @@ def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, same_seq_len: b
         raise ValueError(f"q seq_len {n} and k/v seq_len {k.shape[1]} differ")
 
 
-def check_pattern(segment_lengths: Sequence[int], dilation_rates: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def check_pattern(segment_lengths: Sequence[int],
+                  dilation_rates: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Non-empty, equal-length, positive integer segment lengths and dilation rates, as tuples."""
     segments, rates = tuple(segment_lengths), tuple(dilation_rates)
     if not segments or not rates:

@@ -92,10 +92,12 @@ class RingPlan:
         (backward the reverse, carrying dk/dv home), for the pairs that need it."""
         w, p = self.world, self.rank
         ahead, behind = (p + step) % w, (p - step) % w
-        if backward:
-            send_to, recv_from = (behind if self.needs(p, behind) else None), (ahead if self.needs(ahead, p) else None)
+        if backward:  # dk/dv of the block we received go back to the rank that owns it
+            send_to = behind if self.needs(p, behind) else None
+            recv_from = ahead if self.needs(ahead, p) else None
         else:
-            send_to, recv_from = (ahead if self.needs(ahead, p) else None), (behind if self.needs(p, behind) else None)
+            send_to = ahead if self.needs(ahead, p) else None
+            recv_from = behind if self.needs(p, behind) else None
         ops, buf = [], None
         if send_to is not None:
             ops.append(dist.P2POp(dist.isend, send.contiguous(), self.peer(send_to), self.group))

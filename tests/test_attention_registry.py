@@ -47,7 +47,8 @@ def test_dilated_pairs_count_the_reference_mask():
 
 def test_block_sparse_pairs_count_the_token_mask():
     from attention._builders import block_pattern
-    assert get("BlockSparseAttention").pairs(SMALL) == block_pattern(SMALL).token_mask().sum().item() * SMALL.num_heads
+    tokens = block_pattern(SMALL).token_mask().sum().item()
+    assert get("BlockSparseAttention").pairs(SMALL) == tokens * SMALL.num_heads
 
 
 def test_multihead_build_is_deterministic():
