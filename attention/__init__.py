@@ -20,7 +20,7 @@ register(Implementation("DilatedAttention", b.build_dilated, dilated_pairs, "dil
                         "dilated attention, plain loops over heads and segments", b.supports_dilated))
 register(Implementation("ImprovedDilatedAttention", b.build_improved, dilated_pairs, "dilated",
                         "dilated attention, one SDPA call per (group, offset); Triton on CUDA",
-                        b.supports_dilated))
+                        b.supports_improved))
 register(Implementation("MultiheadDilatedAttention", b.build_multihead, dilated_pairs, "dilated+proj",
                         "q/k/v/out projections around DilatedAttention", b.supports_dilated))
 register(Implementation("ImprovedMultiheadDilatedAttention", b.build_improved_multihead, dilated_pairs,

@@ -13,7 +13,7 @@ from ._validate import check_dilated_shape, check_pattern
 from .block_sparse import BlockPattern, BlockSparseAttention
 from .dense import DenseAttention, available_sdpa_backends
 from .dilated import DilatedAttention
-from .improved import ImprovedDilatedAttention
+from .improved import ImprovedDilatedAttention, _triton_module
 from .multihead import ImprovedMultiheadDilatedAttention, MultiheadDilatedAttention
 from .ring import RingDilatedAttention
 from .spec import AttentionSpec
@@ -59,6 +59,19 @@ def supports_dilated(spec: AttentionSpec) -> str | None:
 
 def build_dilated(spec: AttentionSpec) -> AttentionFn:
     return DilatedAttention(spec.segments_for(), spec.dilation_rates, causal=spec.causal)
+
+
+def supports_improved(spec: AttentionSpec) -> str | None:
+    reason = supports_dilated(spec)
+    if reason or spec.extra.get("dilated_backend", "auto") != "triton":
+        return reason
+    mod = _triton_module()
+    if mod is None or torch.device(spec.device).type != "cuda":
+        return "Triton dilated attention needs attention.triton_dilated and a CUDA device"
+    probe = torch.empty(1, 1, 1, spec.head_dim, device=spec.device, dtype=torch_dtype(spec))
+    if not mod.triton_available(probe, spec.segments_for(), spec.dilation_rates):
+        return f"Triton dilated attention cannot run {spec.dtype}, head_dim {spec.head_dim}, this pattern"
+    return None
 
 
 def build_improved(spec: AttentionSpec) -> AttentionFn:

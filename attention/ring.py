@@ -200,6 +200,19 @@ class _RingSliceAttention(torch.autograd.Function):
         return grads[0], grads[1], grads[2], None
 
 
+_P2P_READY: set = set()
+
+
+def _ready_for_p2p(group) -> None:
+    """Under NCCL, a batched P2P call that is a group's first collective must involve every rank;
+    ring steps skip ranks, so one barrier first sets the communicator up for all of them."""
+    key = id(group)
+    if key not in _P2P_READY:
+        if dist.get_backend(group) == "nccl":
+            dist.barrier(group=group)
+        _P2P_READY.add(key)
+
+
 class RingDilatedAttention(nn.Module):
     """``DilatedAttention`` over a sequence sharded across ``group`` (default: the world group).
 
@@ -224,6 +237,8 @@ class RingDilatedAttention(nn.Module):
         causal = self.causal if is_causal is None else is_causal
         scale = self.scale if self.scale is not None else head_dim ** -0.5
         out = q.new_zeros(q.shape)
+        if world > 1 and any(local_len % w for w in self.segment_lengths):
+            _ready_for_p2p(self.group)
         for part in head_slices(num_heads, self.segment_lengths, self.dilation_rates):
             if local_len % part.segment == 0:
                 attend_part(q, k, v, out, part, causal, scale)  # segments inside the shard: no comm

@@ -72,3 +72,8 @@ def test_dense_supports_reports_missing_backend():
         pytest.skip("every SDPA backend runs here")
     reason = get("DenseAttention").supports(SMALL.with_(extra={"sdpa_backend": missing[0]}))
     assert reason is not None and missing[0] in reason
+
+
+def test_improved_supports_reports_missing_triton():
+    reason = get("ImprovedDilatedAttention").supports(SMALL.with_(extra={"dilated_backend": "triton"}))
+    assert reason is not None and "Triton" in reason
