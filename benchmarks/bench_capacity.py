@@ -24,31 +24,32 @@ def _fits(name: str, seq_len: int, base_params: tuple) -> tuple[bool, float]:
         torch.cuda.empty_cache()
 
 
-class LargestFit:
-    """Largest power-of-two multiple of the profile's start length whose forward runs without OOM
-    and within the profile's per-call limit (10 s), capped at the profile's cap (16M in full)."""
+# GPU only: on CPU the class is not defined at all (no placeholder results).
+if common.DEVICE == "cuda":
 
-    params = [list(common.IMPLEMENTATIONS), list(common.PROFILE.dtypes), [False, True]]
-    param_names = ["implementation", "dtype", "causal"]
-    unit = "tokens"
-    timeout = 1800
-    rounds = 1
+    class LargestFit:
+        """Largest power-of-two multiple of the profile's start length whose forward runs without OOM
+        and within the profile's per-call limit (10 s), capped at the profile's cap (16M in full)."""
 
-    def setup(self, name, dtype, causal):
-        if common.DEVICE != "cuda":
-            common.skip("largest-fit is measured on GPUs only")
-        p = common.PROFILE
-        self.base = (1, p.heads[0], p.head_dims[0], dtype, causal)
-        common.AttentionCase(name, p.largest_fit_start, *self.base)  # skips what cannot run at all
+        params = [list(common.IMPLEMENTATIONS), list(common.PROFILE.dtypes), [False, True]]
+        param_names = ["implementation", "dtype", "causal"]
+        unit = "tokens"
+        timeout = 1800
+        rounds = 1
 
-    def track_largest_seq_len(self, name, dtype, causal):
-        p = common.PROFILE
-        largest = 0
-        for seq_len in common.powers_of_two(p.largest_fit_start, p.largest_fit_cap):
-            ok, seconds = _fits(name, seq_len, self.base)
-            if not ok:
-                break
-            largest = seq_len
-            if seconds > p.largest_fit_call_limit_s:
-                break
-        return largest
+        def setup(self, name, dtype, causal):
+            p = common.PROFILE
+            self.base = (1, p.heads[0], p.head_dims[0], dtype, causal)
+            common.AttentionCase(name, p.largest_fit_start, *self.base)  # skips what cannot run at all
+
+        def track_largest_seq_len(self, name, dtype, causal):
+            p = common.PROFILE
+            largest = 0
+            for seq_len in common.powers_of_two(p.largest_fit_start, p.largest_fit_cap):
+                ok, seconds = _fits(name, seq_len, self.base)
+                if not ok:
+                    break
+                largest = seq_len
+                if seconds > p.largest_fit_call_limit_s:
+                    break
+            return largest

@@ -1,41 +1,43 @@
-"""Peak memory of one forward pass, in MiB: the CUDA allocator's peak, or CPU process figures."""
+"""Peak memory of one forward pass, in MiB: the CUDA allocator's peak, or CPU process figures.
+
+Only the class that describes this machine's device is defined, so a CPU run records no
+GPU-only placeholders (and the reverse).
+"""
 from . import common
 
+if common.DEVICE == "cuda":
 
-class CudaPeakMemory:
-    """torch.cuda.max_memory_allocated during one forward after a reset (inputs included). GPU only."""
+    class CudaPeakMemory:
+        """torch.cuda.max_memory_allocated during one forward after a reset (inputs included)."""
 
-    params = common.shape_params()
-    param_names = common.SHAPE_PARAM_NAMES
-    unit = "MiB"
+        params = common.shape_params(common.PROFILE.memory_seq_lens)
+        param_names = common.SHAPE_PARAM_NAMES
+        unit = "MiB"
 
-    def setup(self, *params):
-        if common.DEVICE != "cuda":
-            common.skip("CUDA allocator figure; this run is on CPU (see CpuPeakMemory)")
-        self.case = common.AttentionCase(*params)
+        def setup(self, *params):
+            self.case = common.AttentionCase(*params)
 
-    def track_peak_allocated(self, *params):
-        return common.cuda_peak_allocated_mib(self.case.run)
+        def track_peak_allocated(self, *params):
+            return common.cuda_peak_allocated_mib(self.case.run)
 
+else:
 
-class CpuPeakMemory:
-    """CPU only. ``track_rss_growth``: how far one forward raises the process RSS high-water mark
-    (the first call, so one-time buffers count; a lower bound of its extra memory, inputs excluded). ``peakmem_forward``: asv's whole-process
-    peak RSS, interpreter and torch included.
-    """
+    class CpuPeakMemory:
+        """``track_rss_growth``: how far one forward raises the process RSS high-water mark (the first
+        call, so one-time buffers count; a lower bound of its extra memory, inputs excluded).
+        ``peakmem_forward``: asv's whole-process peak RSS, interpreter and torch included.
+        """
 
-    params = common.shape_params()
-    param_names = common.SHAPE_PARAM_NAMES
-    unit = "MiB"
+        params = common.shape_params(common.PROFILE.memory_seq_lens)
+        param_names = common.SHAPE_PARAM_NAMES
+        unit = "MiB"
 
-    def setup(self, *params):
-        if common.DEVICE != "cpu":
-            common.skip("CPU process figure; this run is on CUDA (see CudaPeakMemory)")
-        # No warm-up: it would raise the high-water mark before the measured call.
-        self.case = common.AttentionCase(*params, warmup=False)
+        def setup(self, *params):
+            # No warm-up: it would raise the high-water mark before the measured call.
+            self.case = common.AttentionCase(*params, warmup=False)
 
-    def track_rss_growth(self, *params):
-        return common.cpu_peak_growth_mib(self.case.forward)
+        def track_rss_growth(self, *params):
+            return common.cpu_peak_growth_mib(self.case.forward)
 
-    def peakmem_forward(self, *params):
-        self.case.forward()
+        def peakmem_forward(self, *params):
+            self.case.forward()

@@ -1,13 +1,15 @@
 """The dense baseline under each SDPA backend torch offers on this device (math, flash, ...)."""
 from . import common
 
-BACKENDS = ["math", "flash", "efficient", "cudnn"]
+# torch's CPU build has only these two; listing the GPU-only ones on CPU would just add skips.
+BACKENDS = ["math", "flash", "efficient", "cudnn"] if common.DEVICE == "cuda" else ["math", "flash"]
 
 
 class SdpaBackends(common.Timed):
     """attention.dense.DenseAttention(backend=...) forward; backends this build lacks are skipped."""
 
-    params = [BACKENDS, list(common.PROFILE.sdpa_seq_lens), list(common.PROFILE.dtypes), [False, True]]
+    params = [BACKENDS, list(common.PROFILE.sdpa_seq_lens), list(common.PROFILE.dtypes),
+              list(common.PROFILE.causals)]
     param_names = ["backend", "seq_len", "dtype", "causal"]
 
     def setup(self, backend, seq_len, dtype, causal):

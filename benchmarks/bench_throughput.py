@@ -1,15 +1,14 @@
 """Throughput: tokens/s and effective TFLOP/s (pairs from the registry, FLOPs from attention.spec).
 
-Each figure divides by the median of REPEATS synchronised calls made after setup's warm-up.
+Each figure divides by the median of the profile's ``throughput_repeats`` synchronised calls made
+after setup's warm-up.
 Effective FLOPs: 4 * batch * head_dim * pairs forward, x3.5 for forward+backward.
 """
 from . import common
 
-REPEATS = 3
-
 
 class ForwardThroughput:
-    params = common.shape_params()
+    params = common.shape_params(common.PROFILE.throughput_seq_lens)
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):
@@ -17,18 +16,18 @@ class ForwardThroughput:
         self.flops = self.case.flops(backward=False)
 
     def track_tokens_per_s(self, *params):
-        return self.case.spec.batch * self.case.spec.seq_len / (self.case.median_ms(REPEATS) / 1e3)
+        return self.case.spec.batch * self.case.spec.seq_len / (self.case.median_ms(common.PROFILE.throughput_repeats) / 1e3)
 
     track_tokens_per_s.unit = "tokens/s"
 
     def track_tflops(self, *params):
-        return self.flops / (self.case.median_ms(REPEATS) / 1e3) / 1e12
+        return self.flops / (self.case.median_ms(common.PROFILE.throughput_repeats) / 1e3) / 1e12
 
     track_tflops.unit = "TFLOP/s"
 
 
 class ForwardBackwardThroughput:
-    params = common.shape_params()
+    params = common.shape_params(common.PROFILE.throughput_seq_lens)
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):
@@ -36,6 +35,6 @@ class ForwardBackwardThroughput:
         self.flops = self.case.flops(backward=True)
 
     def track_tflops(self, *params):
-        return self.flops / (self.case.median_ms(REPEATS) / 1e3) / 1e12
+        return self.flops / (self.case.median_ms(common.PROFILE.throughput_repeats) / 1e3) / 1e12
 
     track_tflops.unit = "TFLOP/s"

@@ -18,7 +18,7 @@ class TimeForward(common.Timed):
 class TimeForwardBackward(common.Timed):
     """Forward and backward (gradients of q, k, v and any parameters), device synchronised."""
 
-    params = common.shape_params()
+    params = common.shape_params(common.PROFILE.backward_seq_lens)
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):

@@ -33,6 +33,16 @@ from typing import Callable  # noqa: E402
 
 import torch  # noqa: E402
 
+# Paid once in asv's fork server instead of in every benchmark process: autograd's first
+# backward lazily imports this (and sympy with it), about 0.7 s per process; importing is safe
+# before fork (no threads start).
+import torch.fx.experimental.symbolic_shapes  # noqa: E402,F401
+
+try:  # The package under test, imported before fork for the same reason; an old commit may
+    import attention  # noqa: F401  # lack it or fail to import: that becomes a skip, later.
+except Exception:  # noqa: BLE001
+    pass
+
 # Every implementation the suite tracks; tests/test_benchmarks.py fails when the registry holds
 # one that is missing here. Append only (keeps old results' parameter indices valid).
 IMPLEMENTATIONS: tuple[str, ...] = (
@@ -64,6 +74,11 @@ class Profile:
     dilation_rates: tuple[int, ...]
     sdpa_seq_lens: tuple[int, ...]
     accuracy_seq_len: int
+    # Lengths for the costlier families; empty means "same as seq_lens".
+    backward_seq_lens: tuple[int, ...] = ()
+    memory_seq_lens: tuple[int, ...] = ()
+    throughput_seq_lens: tuple[int, ...] = ()
+    throughput_repeats: int = 5  # median of this many synchronised calls after the warm-up
     largest_fit_start: int = 4096
     largest_fit_cap: int = 16 * 2 ** 20
     largest_fit_call_limit_s: float = 10.0
@@ -77,7 +92,8 @@ class Profile:
 QUICK = Profile(
     name="quick", seq_lens=(1024, 2048), batches=(1,), heads=(4,), head_dims=(32,),
     dtypes=("float32",), causals=(False,), segment_lengths=(512, 1024), dilation_rates=(1, 2),
-    sdpa_seq_lens=(2048,), accuracy_seq_len=512, repeat=(1, 3, 0.25), warmup_time=0.02)
+    sdpa_seq_lens=(1024,), accuracy_seq_len=512, backward_seq_lens=(1024,), memory_seq_lens=(2048,),
+    throughput_seq_lens=(1024,), throughput_repeats=2, repeat=(1, 3, 0.25), warmup_time=0.02)
 
 STANDARD_CPU = Profile(
     name="standard", seq_lens=(2048, 4096, 8192, 16384), batches=(1,), heads=(6,), head_dims=(64,),
@@ -165,8 +181,9 @@ class Timed:
 SHAPE_PARAM_NAMES = ["implementation", "seq_len", "batch", "heads", "head_dim", "dtype", "causal"]
 
 
-def shape_params(implementations: tuple[str, ...] = IMPLEMENTATIONS,
-                 seq_lens: tuple[int, ...] | None = None) -> list[list]:
+def shape_params(seq_lens: tuple[int, ...] = (),
+                 implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[list]:
+    """[implementations, seq_lens, batches, heads, head_dims, dtypes, causals] of the profile."""
     p = PROFILE
     return [list(implementations), list(seq_lens or p.seq_lens), list(p.batches), list(p.heads),
             list(p.head_dims), list(p.dtypes), list(p.causals)]
