@@ -8,8 +8,9 @@ Two ways to run it, same function:
 
 - "flex": ``torch.nn.attention.flex_attention`` with a ``BlockMask`` built from the layout
   (torch.compile'd on CUDA; eager elsewhere, which materialises the full score matrix and is slow).
-- "gather": gather the key/value blocks each query block attends (rows padded to the longest
-  row and masked), then one batched SDPA call. Memory grows with the allowed blocks, never n^2.
+- "gather": gather the key/value blocks each query block attends, then one batched SDPA call per
+  bucket of query blocks with similar block counts (rows padded within a bucket and masked).
+  Memory grows with the allowed blocks, never n^2.
 
 "auto" picks flex on CUDA and gather elsewhere; ``last_backend`` records which ran.
 """
@@ -144,42 +145,59 @@ class BlockPattern:
                 f"allowed={self.allowed_blocks()}, sparsity={self.sparsity():.3f})")
 
 
-def _gather_plan(pattern: BlockPattern, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Key block indices per query block, padded: (num_blocks, K) long and its validity mask."""
+def _gather_buckets(pattern: BlockPattern, device) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Query blocks bucketed by their key-block count rounded up to a power of two.
+
+    Padding every row to the longest one would make a single global row turn the whole gather
+    dense; buckets keep padding under 2x with at most log2(blocks) + 1 SDPA calls. Each bucket is
+    (query block ids (R,), key block ids (R, K) with each row's allowed blocks first, valid (R, K)).
+    """
     lay = pattern.layout
     counts = lay.sum(1)
-    k_max = int(counts.max())
-    # Sorting True first puts each row's allowed blocks (in ascending order) at its front.
-    order = torch.sort(lay.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :k_max]
-    valid = torch.arange(k_max)[None, :] < counts[:, None]
-    return order.to(device), valid.to(device)
+    widths = torch.minimum(2 ** torch.ceil(torch.log2(counts.double())).long(), torch.tensor(lay.shape[1]))
+    order = torch.sort(lay.to(torch.int8), dim=1, descending=True, stable=True).indices
+    buckets = []
+    for width in torch.unique(widths).tolist():
+        rows = (widths == width).nonzero().flatten()
+        valid = torch.arange(width)[None, :] < counts[rows, None]
+        buckets.append((rows.to(device), order[rows, :width].to(device), valid.to(device)))
+    return buckets
+
+
+def _attend_bucket(q5: torch.Tensor, k5: torch.Tensor, v5: torch.Tensor, rows: torch.Tensor,
+                   idx: torch.Tensor, valid: torch.Tensor, causal: bool, scale: float | None) -> torch.Tensor:
+    """q5/k5/v5: (b, blocks, bs, h, d). Returns (b, R, bs, h, d) for the bucket's query blocks."""
+    b, _, bs, h, d = q5.shape
+    r, width = idx.shape
+    qb = q5[:, rows].reshape(b * r, bs, h, d).transpose(1, 2)
+    kb, vb = (t[:, idx].reshape(b * r, width * bs, h, d).transpose(1, 2) for t in (k5, v5))
+    mask = None
+    if causal or not bool(valid.all()):
+        arange = torch.arange(bs, device=q5.device)
+        mask = valid.repeat_interleave(bs, 1)[:, None, :].expand(r, bs, width * bs)
+        if causal:
+            key_pos = (idx[:, :, None] * bs + arange).reshape(r, 1, width * bs)
+            query_pos = (rows[:, None] * bs + arange)[:, :, None]
+            mask = mask & (key_pos <= query_pos)
+        mask = mask[None, :, None].expand(b, r, 1, bs, width * bs).reshape(b * r, 1, bs, width * bs)
+    out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, scale=scale)
+    return out.transpose(1, 2).reshape(b, r, bs, h, d)
 
 
 def block_sparse_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockPattern,
                         scale: float | None = None) -> torch.Tensor:
-    """Gather each query block's key/value blocks and run one batched SDPA call."""
+    """Gather each query block's key/value blocks; one batched SDPA call per bucket of rows."""
     b, n, h, d = q.shape
-    bs, nb = pattern.block_size, pattern.num_blocks
-    idx, valid = _gather_plan(pattern, q.device)
-    k_max = idx.shape[1]
-
-    def gather(t: torch.Tensor) -> torch.Tensor:
-        # (b, nb, bs, h, d)[:, idx] -> (b, nb, K, bs, h, d) -> (b*nb, h, K*bs, d)
-        g = t.view(b, nb, bs, h, d)[:, idx]
-        return g.reshape(b * nb, k_max * bs, h, d).transpose(1, 2)
-
-    qb = q.view(b * nb, bs, h, d).transpose(1, 2)
-    mask = None
-    if pattern.causal or not bool(valid.all()):
-        key_pos = (idx[:, :, None] * bs + torch.arange(bs, device=q.device)).reshape(nb, 1, k_max * bs)
-        mask = valid.repeat_interleave(bs, 1)[:, None, :].expand(nb, bs, k_max * bs)
-        if pattern.causal:
-            query_pos = (torch.arange(nb, device=q.device)[:, None] * bs
-                         + torch.arange(bs, device=q.device))[:, :, None]
-            mask = mask & (key_pos <= query_pos)
-        mask = mask[None, :, None].expand(b, nb, 1, bs, k_max * bs).reshape(b * nb, 1, bs, k_max * bs)
-    out = F.scaled_dot_product_attention(qb, gather(k), gather(v), attn_mask=mask, scale=scale)
-    return out.transpose(1, 2).reshape(b, n, h, d)
+    shape5 = (b, pattern.num_blocks, pattern.block_size, h, d)
+    q5, k5, v5 = (t.reshape(shape5) for t in (q, k, v))
+    buckets = _gather_buckets(pattern, q.device)
+    if len(buckets) == 1:  # every query block in one call: no scatter needed
+        rows, idx, valid = buckets[0]
+        return _attend_bucket(q5, k5, v5, rows, idx, valid, pattern.causal, scale).reshape(b, n, h, d)
+    out = q.new_zeros(shape5)
+    for rows, idx, valid in buckets:
+        out[:, rows] = _attend_bucket(q5, k5, v5, rows, idx, valid, pattern.causal, scale)
+    return out.reshape(b, n, h, d)
 
 
 def flex_block_mask(pattern: BlockPattern, device):

@@ -14,6 +14,7 @@ import time
 import psutil
 import torch
 
+from .block_sparse import BlockSparseAttention
 from .dilated import DilatedAttention
 from .improved import ImprovedDilatedAttention
 
@@ -76,10 +77,17 @@ def peak_mib(seq_len: int, heads: int, backward: bool) -> float:
     return value
 
 
+def block_sparse_ms(backend: str, seq_len: int, heads: int, repeats: int) -> float:
+    module = BlockSparseAttention(block_size=128, sparsity=0.9, backend=backend)
+    return time_ms(module, seq_len, heads, repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heads", type=int, default=12, help="must be divisible by 3 groups")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--block-sparse", action="store_true",
+                        help="also time BlockSparseAttention's flex (eager on CPU) and gather paths")
     args = parser.parse_args()
     n = 8192
     plain = time_ms(DilatedAttention(SEGMENTS, RATES), n, args.heads, args.repeats)
@@ -89,6 +97,12 @@ def main() -> None:
     for n in (2048, 4096, 8192, 16384):
         print(f"Improved peak memory at {n:>6} tokens: forward {peak_mib(n, args.heads, False):7.1f} MiB, "
               f"forward+backward {peak_mib(n, args.heads, True):7.1f} MiB")
+    if args.block_sparse:
+        for n in (2048, 4096):
+            gather = block_sparse_ms("gather", n, args.heads, args.repeats)
+            flex = block_sparse_ms("flex", n, args.heads, args.repeats)
+            print(f"BlockSparse (block 128, ~90% sparse) at {n} tokens, forward: gather {gather:.1f} ms, "
+                  f"flex eager {flex:.1f} ms")
 
 
 if __name__ == "__main__":
