@@ -327,21 +327,45 @@ class AttentionCase:
 # ---------------------------------------------------------------------------------------------
 # Memory
 
-def rss_high_water_mib() -> float:
-    """This process's resident-set high-water mark (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _proc_status_mib(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_rss_high_water() -> bool:
+    """Reset this process's VmHWM (Linux >= 4.0: write 5 to clear_refs); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def cpu_peak_growth_mib(run: Callable[[], None]) -> float:
-    """How far one ``run()`` raises the process RSS high-water mark, in MiB.
+    """How far one ``run()`` lifts the process's resident set above its level before, in MiB.
 
-    Honest but coarse: allocator caching and pages touched earlier in this process hide part of
-    the working set, so it is a lower bound of the extra memory the call needed. asv runs each
-    parameter set in a fresh process, so earlier parameter sets do not leak into it.
+    The RSS high-water mark is reset first, so earlier peaks (imports, setup) cannot hide the
+    call. Honest but coarse: pages the allocator kept from earlier calls are reused without
+    raising RSS, so it is a lower bound of the extra memory the call needed. Without
+    /proc/self/clear_refs it falls back to the growth of getrusage's ru_maxrss (asv runs each
+    parameter set in a fresh process, whose mark starts near its current RSS).
     """
-    before = rss_high_water_mib()
+    if _reset_rss_high_water():
+        before = _proc_status_mib("VmRSS")
+        run()
+        peak = _proc_status_mib("VmHWM")
+        if before is not None and peak is not None:
+            return max(0.0, peak - before)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     run()
-    return max(0.0, rss_high_water_mib() - before)
+    return max(0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - before)
 
 
 def cuda_peak_allocated_mib(run: Callable[[], None]) -> float:
