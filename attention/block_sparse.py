@@ -16,7 +16,7 @@ Two ways to run it, same function:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,13 @@ class BlockPattern:
     block_size: int
     causal: bool = False
     kind: str = "custom"
+    # Derived index tensors (gather buckets, flex BlockMask) per device, built on first use.
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def cached(self, key: tuple, build):
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
 
     def __post_init__(self):
         lay = self.layout
@@ -190,7 +197,7 @@ def block_sparse_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, patte
     b, n, h, d = q.shape
     shape5 = (b, pattern.num_blocks, pattern.block_size, h, d)
     q5, k5, v5 = (t.reshape(shape5) for t in (q, k, v))
-    buckets = _gather_buckets(pattern, q.device)
+    buckets = pattern.cached(("gather", q.device), lambda: _gather_buckets(pattern, q.device))
     if len(buckets) == 1:  # every query block in one call: no scatter needed
         rows, idx, valid = buckets[0]
         return _attend_bucket(q5, k5, v5, rows, idx, valid, pattern.causal, scale).reshape(b, n, h, d)
@@ -241,7 +248,7 @@ def _flex_attention(device_type: str):
 
 def block_sparse_flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockPattern,
                       scale: float | None = None) -> torch.Tensor:
-    block_mask = flex_block_mask(pattern, q.device)
+    block_mask = pattern.cached(("flex", q.device), lambda: flex_block_mask(pattern, q.device))
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
     out = _flex_attention(q.device.type)(qt, kt, vt, block_mask=block_mask, scale=scale)
     return out.transpose(1, 2)
