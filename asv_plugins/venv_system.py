@@ -71,6 +71,8 @@ class VenvSystem(environment.Environment):
             raise environment.EnvironmentUnavailable(
                 f"venv-system: no working python{python} (set ASV_VENV_SYSTEM_PYTHON to its path)")
         self._executable = executable
+        # The base class derives the env's directory from these before it sets them itself.
+        self._python, self._requirements = python, requirements
         super().__init__(conf, python, requirements, tagged_env_vars)
 
     @classmethod
