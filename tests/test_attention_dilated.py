@@ -30,9 +30,10 @@ def test_matches_reference_fp32(cls, causal, seq_len, heads, segments, rates, ma
 
 @pytest.mark.parametrize("cls", [DilatedAttention, ImprovedDilatedAttention])
 @pytest.mark.parametrize("causal", [False, True])
-def test_matches_reference_bf16(cls, causal, make_qkv, check_against):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_matches_reference_half(cls, causal, dtype, make_qkv, check_against):
     segments, rates = (16, 32), (1, 2)
-    q, k, v = make_qkv((1, 64, 4, 16), torch.bfloat16, seed=1)
+    q, k, v = make_qkv((1, 64, 4, 16), dtype, seed=1)
     check_against(cls(segments, rates, causal=causal),
                   lambda a, b, c: reference_dilated_attention(a, b, c, segments, rates, causal), q, k, v)
 
