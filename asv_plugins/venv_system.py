@@ -23,6 +23,8 @@ import sys
 
 from asv import environment, util
 from asv.console import log
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 # Packages asv itself needs inside the env; "build" is left out because asv.conf.json builds
 # with `pip wheel --no-build-isolation`, which needs setuptools instead.
@@ -115,26 +117,40 @@ class VenvSystem(environment.Environment):
             self._pip_install_offline([RUNNER_MODULES[m] for m in missing])
 
     def _install_requirements(self) -> None:
-        """Matrix requirements (e.g. torch) are checked against the machine and never downloaded."""
-        reqs = []
+        """Matrix requirements (e.g. torch==2.13.0) must already be met by the machine's packages.
+
+        Checked by installed version, not with pip's resolver: pip would also re-resolve the
+        package's own dependencies (torch wants a newer setuptools than the one venv bundles)
+        and, with no registry, fail on something the benchmarks never import.
+        """
+        unmet = []
         for key, val in self._requirements.items():
             name = key[4:] if key.startswith("pip+") else key
             parsed = util.ParsedPipDeclaration(f"{name} {val}".strip())
-            reqs.append(parsed.path or f"{parsed.pkgname}{parsed.specification or ''}")
-        if reqs:
-            self._pip_install_offline(reqs)
+            if parsed.path or not self._has_version(parsed.pkgname, parsed.specification or ""):
+                unmet.append(parsed.path or f"{parsed.pkgname}{parsed.specification or ''}")
+        if unmet:
+            self._pip_install_offline(["--no-deps", *unmet])
+
+    def _has_version(self, name: str, specification: str) -> bool:
+        try:
+            version = self.run(["-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
+                               display_error=False).strip()
+        except util.ProcessError:
+            return False
+        return SpecifierSet(specification).contains(Version(version), prereleases=True)
 
     def _pip_install_offline(self, reqs: list[str]) -> None:
-        # --no-index keeps --find-links (a local wheel dir from pip config or PIP_FIND_LINKS) usable;
-        # an already-satisfied system package makes this a no-op.
-        log.info(f"Checking {', '.join(reqs)} offline for {self.name}")
+        # --no-index keeps --find-links (a local wheel dir from pip config or PIP_FIND_LINKS) usable.
+        names = ", ".join(r for r in reqs if not r.startswith("-"))
+        log.info(f"Installing {names} offline for {self.name}")
         try:
             self.run(["-m", "pip", "install", "--no-index", *reqs], display_error=False)
         except util.ProcessError as err:
+            said = (err.stderr or err.stdout or "").strip().splitlines()[-1:]
             raise util.UserError(
-                f"venv-system: {', '.join(reqs)} not installed for {self._executable} and not "
-                f"installable offline (no registry is used); install them there first. pip said: "
-                f"{(err.stderr or err.stdout or '').strip().splitlines()[-1:]}") from None
+                f"venv-system: {names} not installed for {self._executable} and not installable "
+                f"offline (no registry is used); install them there first. pip said: {said}") from None
 
     def run(self, args, **kwargs):
         log.debug(f"Running '{' '.join(args)}' in {self.name}")
