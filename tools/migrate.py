@@ -27,7 +27,7 @@ import git
 from asv import util as asv_util
 from asv.benchmarks import Benchmarks
 from asv.machine import Machine
-from asv.results import Results
+from asv.results import Results, get_filename
 from asv.runner import BenchmarkResult
 
 from tools.legacy_format import LegacyEntry, load_legacy, timestamp_from_name
@@ -184,12 +184,17 @@ def env_name_for(path: str) -> str:
     return "legacy-" + re.sub(r"[^A-Za-z0-9_.]+", "_", stem)
 
 
+def result_path(results: Results) -> str:
+    """Where asv saves ``results``, relative to the results directory: ``<machine>/<sha8>-<env>.json``."""
+    return get_filename(results.params["machine"], results.commit_hash, results.env_name)
+
+
 def _write_if_new(results: Results, results_dir: str, force: bool) -> str:
     """Save unless an identical file is there; a different one is kept unless ``force``."""
-    target = os.path.join(results_dir, results._filename)
+    target = os.path.join(results_dir, result_path(results))
     with tempfile.TemporaryDirectory() as tmp:
         results.save(tmp)
-        fresh = os.path.join(tmp, results._filename)
+        fresh = os.path.join(tmp, result_path(results))
         if os.path.exists(target):
             if filecmp.cmp(fresh, target, shallow=False):
                 return "unchanged"
@@ -272,7 +277,7 @@ def migrate(args: argparse.Namespace) -> int:
         started = placement.run_time or datetime.datetime.fromtimestamp(commit.committed_date, datetime.timezone.utc)
         results, notes = build_results(entries, commit, machine_params, env_name_for(path), started)
         n_failed = sum(e.error is not None for e in entries)
-        target = os.path.join(args.results_dir, results._filename)
+        target = os.path.join(args.results_dir, result_path(results))
         status = "planned" if args.dry_run else _write_if_new(results, args.results_dir, args.force)
         if not status.startswith("kept"):
             all_params.append(_params_of(entries))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import statistics
+import sys
 from dataclasses import dataclass, field
 
 from asv import _stats
@@ -75,13 +76,14 @@ def git_commit_order(repo_path: str) -> dict[str, int]:
 
 
 def _order(series: dict, order: dict[str, int] | None) -> list[Series]:
-    out = []
+    out, unknown = [], set()
     for s in series.values():
         by_commit: dict[str, list[Point]] = {}
         for p in s.points:
             by_commit.setdefault(p.commit, []).append(p)
         points = [_combine(ps) for ps in by_commit.values()]
         if order is not None:
+            unknown.update(p.commit for p in points if p.commit not in order)
             points = [p for p in points if p.commit in order]  # not in this repo: cannot be placed
             points.sort(key=lambda p: order[p.commit])
         else:
@@ -89,6 +91,9 @@ def _order(series: dict, order: dict[str, int] | None) -> list[Series]:
         s.points = points
         if any(p.value is not None for p in points):  # a parameter combination never measured
             out.append(s)
+    if unknown:
+        print(f"note: results for {len(unknown)} commit(s) not in the repository were left out "
+              f"(e.g. {sorted(unknown)[0][:8]})", file=sys.stderr)
     return sorted(out, key=lambda s: (s.machine, s.benchmark, s.label))
 
 
