@@ -8,10 +8,9 @@ PAIR = ["DilatedAttention", "ImprovedDilatedAttention"]
 SHAPE = dict(batch=1, heads=6, head_dim=64, dtype="float32", causal=False)
 
 
-def _case(name: str, seq_len: int, warmup: bool = True) -> common.AttentionCase:
+def _case(name: str, seq_len: int) -> common.AttentionCase:
     s = SHAPE
-    return common.AttentionCase(name, seq_len, s["batch"], s["heads"], s["head_dim"], s["dtype"],
-                                s["causal"], warmup=warmup)
+    return common.AttentionCase(name, seq_len, s["batch"], s["heads"], s["head_dim"], s["dtype"], s["causal"])
 
 
 if common.PROFILE.name == "standard":
@@ -27,7 +26,7 @@ if common.PROFILE.name == "standard":
             self.case.run()
 
     class DilatedVsImprovedMemory:
-        """CPU: growth of the process RSS high-water mark during the first forward (MiB)."""
+        """CPU: rise of the process RSS over the first full-size forward, after a small warm-up (MiB)."""
 
         params = [PAIR, [2048, 4096, 8192, 16384]]
         param_names = ["implementation", "seq_len"]
@@ -37,7 +36,9 @@ if common.PROFILE.name == "standard":
         def setup(self, name, seq_len):
             if common.DEVICE != "cpu":
                 common.skip("a CPU comparison; GPU memory is in CudaPeakMemory")
-            self.case = _case(name, seq_len, warmup=False)
+            s = SHAPE
+            self.case = common.memory_case(name, seq_len, s["batch"], s["heads"], s["head_dim"],
+                                           s["dtype"], s["causal"])
 
         def track_rss_growth(self, name, seq_len):
             return common.cpu_peak_growth_mib(self.case.forward)

@@ -23,8 +23,8 @@ if common.DEVICE == "cuda":
 else:
 
     class CpuPeakMemory:
-        """``track_rss_growth``: how far one forward raises the process RSS high-water mark (the first
-        call, so one-time buffers count; a lower bound of its extra memory, inputs excluded).
+        """``track_rss_growth``: how far one forward lifts the process RSS above its level before
+        (first full-size call after a small warm-up; a lower bound of its extra memory, inputs excluded).
         ``peakmem_forward``: asv's whole-process peak RSS, interpreter and torch included.
         """
 
@@ -33,8 +33,7 @@ else:
         unit = "MiB"
 
         def setup(self, *params):
-            # No warm-up: it would raise the high-water mark before the measured call.
-            self.case = common.AttentionCase(*params, warmup=False)
+            self.case = common.memory_case(*params)
 
         def track_rss_growth(self, *params):
             return common.cpu_peak_growth_mib(self.case.forward)

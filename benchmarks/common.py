@@ -348,6 +348,30 @@ def _reset_rss_high_water() -> bool:
         return False
 
 
+def return_freed_memory_to_os() -> None:
+    """Pin glibc's mmap threshold (128 KiB) so large tensors are mmapped and unmapped when freed.
+
+    By default glibc raises the threshold after each large free and keeps later allocations on
+    its heap, where an earlier call's pages would hide the next call's peak.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def memory_case(name: str, seq_len: int, batch: int, heads: int, head_dim: int, dtype: str,
+                causal: bool) -> "AttentionCase":
+    """A case for measuring its first full-size call: warmed up at 256 tokens instead (imports,
+    kernel selection, one-time buffers), so none of that is counted as the call's memory."""
+    return_freed_memory_to_os()
+    AttentionCase(name, min(256, seq_len), batch, heads, head_dim, dtype, causal)
+    return AttentionCase(name, seq_len, batch, heads, head_dim, dtype, causal, warmup=False)
+
+
 def cpu_peak_growth_mib(run: Callable[[], None]) -> float:
     """How far one ``run()`` lifts the process's resident set above its level before, in MiB.
 
