@@ -1,4 +1,4 @@
-"""tools.bisect end to end: a throwaway repo with a tiny package whose commit c6 makes its loop 4x longer,
+"""tools.bisect end to end: a throwaway repo with a tiny package whose commit c6 makes its loop 10x longer,
 real ``asv find`` / ``asv run`` in a virtualenv environment, then the confirmation verdict."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLANTED = "c6 loop four times (planted slowdown)"
+PLANTED = "c6 loop ten times (planted slowdown)"
 
 PYPROJECT = """\
 [build-system]
@@ -37,7 +37,7 @@ import tinypkg
 
 
 def time_work():
-    tinypkg.work(20000)
+    tinypkg.work(10000)
 
 
 time_work.number = 10
@@ -86,7 +86,7 @@ def tiny_repo(tmp_path_factory):
     shas = {}
     for i in range(1, 10):
         if i == 6:
-            slow = PACKAGE.replace("range(n)", "range(4 * n)")
+            slow = PACKAGE.replace("range(n)", "range(10 * n)")
             _write(repo, {"tinypkg/__init__.py": slow})
             message = PLANTED
         else:
@@ -125,8 +125,10 @@ def test_planted_slowdown_is_found_and_confirmed(tiny_repo):
     expected = (rf"confirmed: {shas[6][:7]} {re.escape(PLANTED)} made bench_work\.time_work "
                 rf"(\d+\.\d\d)x slower \(p=[0-9.e-]+\)")
     match = re.fullmatch(expected, verdict)
-    assert match, verdict
-    assert 2.0 < float(match.group(1)) < 8.0  # the loop runs 4x as long
+    assert match, done.stdout[-4000:]
+    # The loop runs 10x as long; wall-clock noise on a shared 2-core box can reach ~3x either way,
+    # which is why the planted step is this large.
+    assert 3.0 < float(match.group(1)) < 30.0
     assert "[1/3 asv find]" in done.stdout  # asv's own progress is streamed
 
 
