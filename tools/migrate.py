@@ -152,7 +152,7 @@ def _time_result(entry: LegacyEntry | None) -> tuple[float | None, list[float] |
     return None, None, None
 
 
-def build_results(entries, commit: git.Commit, machine_params: dict, env_name: str,
+def build_results(entries: list[LegacyEntry], commit: git.Commit, machine_params: dict, env_name: str,
                   started_at: datetime.datetime) -> tuple[Results, list[str]]:
     """An asv Results object holding one legacy file's entries on ``commit``."""
     params = _params_of(entries)
