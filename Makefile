@@ -38,7 +38,8 @@ compare:  ## BASE vs TARGET, fails when something got slower by FACTOR
 	$(ASV) continuous $(ASV_RUN_ARGS) --factor $(FACTOR) $(BASE) $(TARGET)
 
 find:  ## bisect GOOD..BAD for the commit that slowed BENCH down
-	$(ASV) find $(ASV_RUN_ARGS) $(GOOD)..$(BAD) $(BENCH)
+	@# asv 0.6.6's find ignores "launch_method" from the config (spawn: ~2 s of import per parameter set)
+	$(ASV) find $(ASV_RUN_ARGS) --launch-method forkserver $(GOOD)..$(BAD) $(BENCH)
 
 test:
 	$(PYTHON) -m pytest -q
