@@ -5,9 +5,11 @@ seq_len / world tokens, as attention.ring expects. World sizes: ATTNBENCH_RING_W
 """
 import os
 import socket
+import sys
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -54,14 +56,36 @@ def _rank_main(rank: int, world: int, port: int, params: tuple, result_path: str
         dist.destroy_process_group()
 
 
+def _suite_on_path() -> bool:
+    package = Path(__file__).resolve().parent
+    return any(p and (Path(p) / __package__).resolve() == package for p in sys.path)
+
+
+def _make_suite_importable(tmp: str) -> None:
+    """Let spawned ranks unpickle ``_rank_main`` from this package.
+
+    asv imports the suite without leaving its parent directory on sys.path, and that directory
+    (the repo root) must not go there anyway: its ``attention/`` would shadow the commit's
+    installed package. So a directory holding only a link to this package is appended instead.
+    """
+    if not _suite_on_path():
+        os.symlink(Path(__file__).resolve().parent, os.path.join(tmp, __package__))
+        sys.path.append(tmp)
+
+
 def spawned_forward_ms(world: int, params: tuple) -> float:
     """Median forward ms (slowest rank, barrier to barrier) over ``world`` spawned processes."""
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as tmp:
+        _make_suite_importable(tmp)
         result_path = os.path.join(tmp, "median_ms")
-        mp.start_processes(_rank_main, args=(world, _free_port(), params, result_path),
-                           nprocs=world, join=True, start_method="spawn")
+        try:
+            mp.start_processes(_rank_main, args=(world, _free_port(), params, result_path),
+                               nprocs=world, join=True, start_method="spawn")
+        finally:
+            if tmp in sys.path:
+                sys.path.remove(tmp)
         with open(result_path) as f:
             return float(f.read())
 
