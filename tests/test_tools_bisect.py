@@ -105,7 +105,7 @@ def tiny_repo(tmp_path_factory):
 def _bisect(tiny_repo, *args):
     repo, _, env = tiny_repo
     return subprocess.run([sys.executable, "-m", "tools.bisect", *args, "--config", str(repo / "asv.conf.json"),
-                           "--machine", "tinybox", "--repeat", "3", "--rounds", "4"],
+                           "--machine", "tinybox", "--repeat", "2", "--rounds", "6"],
                           capture_output=True, text=True, env=env, cwd=repo, timeout=400)
 
 

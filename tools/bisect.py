@@ -4,21 +4,23 @@
 2. The named commit and its first parent are measured again, ``-a repeat=N -a rounds=R`` (N x R
    samples each), appended to the results (``asv run HASHFILE:... --append-samples``); asv interleaves
    the two commits' rounds.
-3. A one-sided Mann-Whitney U test (scipy) on the two commits' samples. Prints exactly one of::
+3. A one-sided Mann-Whitney U test (scipy) on the two commits' per-round medians (a round is one
+   process; samples within it are not independent). Prints exactly one of::
 
        confirmed: <sha7> <subject> made <benchmark> <ratio>x slower (p=<p>)
        not confirmed: the step is within noise (<benchmark> <ratio>x, p=<p>)
 
-   ``ratio`` is median(named commit) / median(parent). Confirmed needs p < --alpha and
+   ``ratio`` is the median of the named commit's new samples / the parent's. Confirmed needs p < --alpha and
    ratio >= --min-ratio. Exit status 0 for either verdict, 1 when something failed.
 
 Usage: ``python -m tools.bisect FROM..TO BENCHMARK_REGEX [--config asv.conf.json] [--machine M]
-[-E ENV] [--repeat 10] [--rounds 4]``
+[-E ENV] [--repeat 5] [--rounds 8]``
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import re
 import statistics
@@ -122,20 +124,41 @@ def samples_for(results_dir: str, commit: str, machine: str | None, pattern: str
     return found
 
 
-def judge(before: dict[str, list[float]], after: dict[str, list[float]], alpha: float,
-          min_ratio: float) -> Verdict:
-    """The most significant slowdown among the entries both commits have samples for."""
+def round_medians(samples: list[float], repeat: int, rounds: int) -> list[float] | None:
+    """Medians of the last ``rounds`` blocks of ``repeat`` samples (the ones this run appended:
+    asv appends each round's samples after the older ones); None if there are too few samples."""
+    ours = samples[-repeat * rounds:]
+    if len(ours) < repeat * rounds:
+        return None
+    return [statistics.median(ours[i:i + repeat]) for i in range(0, len(ours), repeat)]
+
+
+def judge(before: dict[str, list[float]], after: dict[str, list[float]], args: argparse.Namespace) -> Verdict:
+    """The most significant slowdown among the entries both commits have samples for.
+
+    The test's unit is a round, not a sample: each round runs in its own process, and samples of
+    one process share its state (memory layout, CPU placement, a slow spell of a shared machine),
+    so pooled samples would make small process-to-process differences look significant.
+    """
     verdicts = []
     for label in sorted(set(before) & set(after)):
-        a, b = after[label], before[label]
-        if len(a) < 2 or len(b) < 2:
+        a = round_medians(after[label], args.repeat, args.rounds)
+        b = round_medians(before[label], args.repeat, args.rounds)
+        if a is None or b is None:
             continue
-        ratio = statistics.median(a) / statistics.median(b)
+        ratio = statistics.median(after[label][-args.repeat * args.rounds:]) / \
+            statistics.median(before[label][-args.repeat * args.rounds:])
         p_value = float(mannwhitneyu(a, b, alternative="greater").pvalue)
-        verdicts.append(Verdict(label, ratio, p_value, p_value < alpha and ratio >= min_ratio))
+        verdicts.append(Verdict(label, ratio, p_value, p_value < args.alpha and ratio >= args.min_ratio))
     if not verdicts:
-        raise SystemExit("error: no benchmark has 2+ samples on both commits; nothing to test")
+        raise SystemExit(f"error: no benchmark has {args.repeat * args.rounds} new samples on both commits; "
+                         "nothing to test (did the benchmark fail? see asv's output above)")
     return min(verdicts, key=lambda v: (not v.confirmed, v.p_value, -v.ratio))
+
+
+def smallest_p(rounds: int) -> float:
+    """The smallest one-sided Mann-Whitney p-value ``rounds`` against ``rounds`` values can give."""
+    return 1.0 / math.comb(2 * rounds, rounds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,15 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
     parser.add_argument("--machine", help="asv machine name (passed to asv)")
     parser.add_argument("-E", "--environment", action="append", default=[], help="asv environment (passed to asv)")
-    parser.add_argument("--repeat", type=int, default=10, help="samples per round when confirming (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=4,
+    parser.add_argument("--repeat", type=int, default=5, help="samples per round when confirming (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=8,
                         help="interleaved rounds per commit when confirming (default: %(default)s)")
     parser.add_argument("--alpha", type=float, default=0.01, help="significance level (default: %(default)s)")
     parser.add_argument("--min-ratio", type=float, default=1.05,
                         help="smallest slowdown that counts as a step (default: %(default)s)")
     args = parser.parse_args(argv)
-    if args.repeat < 1 or args.rounds < 1 or args.repeat * args.rounds < 2:
-        parser.error("--repeat and --rounds must be positive and give at least 2 samples per commit")
+    if args.repeat < 1 or args.rounds < 1:
+        parser.error("--repeat and --rounds must be positive")
+    if smallest_p(args.rounds) >= args.alpha:
+        parser.error(f"--rounds {args.rounds} can never reach p < {args.alpha} (the test counts rounds); "
+                     f"use more rounds")
     if not os.path.isfile(args.config):
         raise SystemExit(f"error: asv config {args.config} not found")
     args.config = os.path.abspath(args.config)
@@ -168,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     remeasure(args, [parent, named])
     print("[3/3] Mann-Whitney U test on the named commit and its parent", flush=True)
     verdict = judge(samples_for(results_dir, parent, args.machine, args.benchmark),
-                    samples_for(results_dir, named, args.machine, args.benchmark), args.alpha, args.min_ratio)
+                    samples_for(results_dir, named, args.machine, args.benchmark), args)
     if verdict.confirmed:
         subject = git(repo, "log", "-1", "--format=%s", named)
         print(f"confirmed: {named[:7]} {subject} made {verdict.benchmark} {verdict.ratio:.2f}x slower "
