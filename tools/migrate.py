@@ -16,7 +16,6 @@ import datetime
 import filecmp
 import glob
 import itertools
-import json
 import os
 import re
 import sys
