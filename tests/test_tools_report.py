@@ -155,3 +155,15 @@ def test_published_site_is_read_too(real_repo):
     assert data["regressions"]
     assert all((r["last_good"], r["first_bad"]) == (commits[STEP_AT - 1], commits[STEP_AT])
                for r in data["regressions"])
+
+
+def test_samples_detector_falls_back_to_asv_when_missing(stepped, monkeypatch, capsys):
+    from tools import regressions
+    from tools.series import series_from_results
+
+    d, commits = stepped
+    monkeypatch.setitem(sys.modules, "tools.detect", None)  # import of tools.detect now fails
+    found, used = regressions.find_regressions(series_from_results(str(d)), "samples", 1.1)
+    assert used == "asv"
+    assert "sample-aware detector unavailable" in capsys.readouterr().err
+    assert {(r.last_good, r.first_bad) for r in found} == {(commits[STEP_AT - 1], commits[STEP_AT])}
