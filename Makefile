@@ -17,19 +17,18 @@ MACHINE ?= $(shell [ -f tools/machine.py ] && $(PYTHON) -m tools.machine --print
 ASV_RUN_ARGS = --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 export ATTNBENCH_PROFILE = $(PROFILE)
 
-.PHONY: setup bench publish preview compare find test
+.PHONY: all setup bench publish preview compare find test
 
-setup:  ## venv, requirements, pinned CPU torch, asv machine file
-	[ -x $(PYTHON) ] || python3.11 -m venv .venv
-	$(PYTHON) -m pip install torch==2.13.0
-	$(PYTHON) -m pip install -r requirements-test.txt
-	if [ -f tools/machine.py ]; then $(PYTHON) -m tools.machine; else $(ASV) machine --yes; fi
+all: setup bench publish  ## the main job on a fresh clone: set up, benchmark recent commits, publish
+
+setup: .venv/.test-deps  ## venv, requirements, pinned CPU torch, asv machine file
+	$(PYTHON) -m tools.machine
 
 bench:  ## asv run over RANGE with PROFILE (quick: seconds per commit)
 	$(ASV) run $(ASV_RUN_ARGS) $(RANGE)
 
-publish:  ## results/ -> static site in html/
-	$(ASV) publish --config $(CONFIG)
+publish:  ## results/ (all machines) -> static site in html/, assets local, badges
+	$(PYTHON) -m tools.publish --config $(CONFIG)
 
 preview:  ## serve html/ on http://127.0.0.1:8080
 	$(ASV) preview --config $(CONFIG)
@@ -41,5 +40,11 @@ find:  ## bisect GOOD..BAD for the commit that slowed BENCH down
 	@# asv 0.6.6's find ignores "launch_method" from the config (spawn: ~2 s of import per parameter set)
 	$(ASV) find $(ASV_RUN_ARGS) --launch-method forkserver $(GOOD)..$(BAD) $(BENCH)
 
-test:
-	$(PYTHON) -m pytest -q
+test: .venv/.test-deps  ## the whole test suite (CI runs exactly this)
+	$(PYTHON) -m pytest -x -q
+
+.venv/.test-deps: requirements.txt requirements-test.txt
+	[ -x $(PYTHON) ] || python3.11 -m venv .venv
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -r requirements-test.txt
+	touch $@
