@@ -208,7 +208,14 @@ def test_standard_profile_has_the_dilated_vs_improved_showcase():
     common, modules = _fresh_suite("standard", "cpu")
     try:
         mod = modules["bench_dilated_vs_improved"]
-        assert mod.DilatedVsImprovedTime.params == [["DilatedAttention", "ImprovedDilatedAttention"], [8192]]
+        assert mod.DilatedVsImprovedTime.params[:2] == [["DilatedAttention", "ImprovedDilatedAttention"],
+                                                        [8192]]
+        # the LongNet segments, and short ones; each builds a spec the registry accepts
+        assert "2048,4096,8192" in mod.DilatedVsImprovedTime.params[2]
+        for segments in mod.DilatedVsImprovedTime.params[2]:
+            spec = common.make_spec(8192, 1, 6, 64, "float32", False,
+                                    segment_lengths=mod.SEGMENTS[segments])
+            assert spec.segment_lengths == tuple(int(w) for w in segments.split(","))
         assert mod.DilatedVsImprovedMemory.params[1] == [2048, 4096, 8192, 16384]
     finally:
         _fresh_suite()
