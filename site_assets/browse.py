@@ -29,6 +29,7 @@ class SiteView:
 
     benchmarks: list[str] = field(default_factory=list)
     graph_rendered: bool = False
+    graph_points: int = 0
     graph_benchmark: str = ""
     regressions_text: str = ""
     js_errors: list[str] = field(default_factory=list)
@@ -81,6 +82,7 @@ def view_site(html_dir: Path, benchmark: str | None = None, screenshot: Path | N
     """Load the site in Chromium and return what it showed; optionally save a PNG of a graph."""
     import tempfile
 
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -99,7 +101,12 @@ def view_site(html_dir: Path, benchmark: str | None = None, screenshot: Path | N
             view.graph_benchmark = benchmark or _first_benchmark_id(browser)
             browser.get(f"{base}/index.html#{view.graph_benchmark}")
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#main-graph canvas.flot-base")))
-            view.graph_rendered = _canvas_has_ink(browser)
+            try:  # the graph's data arrive after its axes are drawn
+                WebDriverWait(browser, timeout_s / 3).until(lambda b: _graph_points(b) > 0)
+            except TimeoutException:
+                pass
+            view.graph_points = _graph_points(browser)
+            view.graph_rendered = view.graph_points > 0
             if screenshot:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 browser.save_screenshot(str(screenshot))
@@ -119,14 +126,15 @@ def _first_benchmark_id(browser) -> str:
         "return Object.keys($.asv.main_json.benchmarks).sort()[0];")
 
 
-def _canvas_has_ink(browser) -> bool:
-    """True if the main graph's canvas has any non-transparent pixel (flot drew something)."""
-    return bool(browser.execute_script("""
-        const c = document.querySelector('#main-graph canvas.flot-base');
-        if (!c || !c.width) return false;
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) return true;
-        return false;"""))
+def _graph_points(browser) -> int:
+    """Points flot plotted in the main graph (an axes-only graph has none)."""
+    return int(browser.execute_script("""
+        const plot = $('#main-graph').data('plot');
+        if (!plot) return 0;
+        let n = 0;
+        for (const series of plot.getData())
+            for (const point of series.data) if (point && point[1] !== null) n++;
+        return n;"""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"benchmarks listed: {len(view.benchmarks)}")
-    print(f"graph of {view.graph_benchmark}: {'rendered' if view.graph_rendered else 'EMPTY'}")
+    print(f"graph of {view.graph_benchmark}: {view.graph_points} points plotted")
     print("regressions page:", view.regressions_text.splitlines()[:5])
     for err in view.js_errors:
         print("browser error:", err)

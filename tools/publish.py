@@ -3,10 +3,13 @@
 ``asv publish`` reads benchmark definitions from ``results/benchmarks.json`` only, and every
 ``asv run`` rewrites that file with what the *current* machine defines: GPU-only benchmarks
 (peak CUDA memory, largest fit) vanish after a CPU run, and so would their GPU history on the site.
-A run on another machine keeps its definitions as ``results/benchmarks-<machine>.json``; this
-adds the definitions missing from ``benchmarks.json`` (never changing one that is there), then
-runs ``asv publish``, points the site at local copies of its JavaScript (``site_assets``), and
-writes the badges.
+Profiles also differ in their parameter grids (quick: 1K-2K tokens in float32; full: 4K-32K in
+bf16), and the site's parameter menus come from ``benchmarks.json`` alone. A run on another
+machine keeps its definitions as ``results/benchmarks-<machine>.json``; this adds the definitions
+missing from ``benchmarks.json`` and, for one defined in both, the parameter values it lacks (asv
+maps every stored result to the published grid by value, so each machine's results find their
+place). Then it runs ``asv publish``, points the site at local copies of its JavaScript
+(``site_assets``), and writes the badges.
 
 Usage: ``python -m tools.publish [--config asv.conf.json]``
 """
@@ -22,12 +25,12 @@ from site_assets.localize import localize
 
 
 def merge_saved_definitions(results_dir: Path) -> list[str]:
-    """Add to benchmarks.json the definitions found only in results/benchmarks-*.json."""
+    """Merge results/benchmarks-*.json into benchmarks.json; return the names added or widened."""
     target = results_dir / "benchmarks.json"
     if not target.is_file():
         raise SystemExit(f"error: {target} not found: run `asv run` first")
     merged = json.loads(target.read_text())
-    added = []
+    changed = []
     for saved in sorted(results_dir.glob("benchmarks-*.json")):
         try:
             definitions = json.loads(saved.read_text())
@@ -36,10 +39,34 @@ def merge_saved_definitions(results_dir: Path) -> list[str]:
         for name, definition in definitions.items():
             if name not in merged:
                 merged[name] = definition
-                added.append(name)
-    if added:
+                changed.append(name)
+            elif _widen_params(merged[name], definition):
+                changed.append(name)
+    if changed:
         target.write_text(json.dumps(merged, indent=4, sort_keys=True))
-    return added
+    return changed
+
+
+def _widen_params(current: dict, other: dict) -> bool:
+    """Add ``other``'s parameter values to ``current`` (same parameter names only)."""
+    if not isinstance(current, dict) or current.get("param_names") != other.get("param_names"):
+        return False
+    widened = False
+    for values, extra in zip(current.get("params", []), other.get("params", [])):
+        missing = [v for v in extra if v not in values]
+        if missing:
+            values.extend(missing)
+            values.sort(key=_param_order)
+            widened = True
+    return widened
+
+
+def _param_order(value: str):
+    """Numbers by value, then everything else in text order (values are reprs: "4096", "'bf16'")."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     added = merge_saved_definitions(args.results)
-    print(f"benchmarks.json: {len(added)} definition(s) added from other machines' runs")
+    print(f"benchmarks.json: {len(added)} definition(s) added or widened from other machines' runs")
     subprocess.run([sys.executable, "-m", "asv", "publish", "--config", args.config], check=True)
     print(f"{args.html}/index.html: {len(localize(args.html))} CDN reference(s) served from vendor/")
     if not args.no_badges:

@@ -1,0 +1,38 @@
+"""tools.publish keeps other machines' benchmark definitions and parameter values for the site."""
+import json
+
+import pytest
+
+from tools.publish import merge_saved_definitions
+
+
+def definition(seq_lens, dtypes):
+    return {"name": "bench_time.TimeForward.time_forward", "param_names": ["seq_len", "dtype"],
+            "params": [seq_lens, dtypes], "type": "time", "unit": "seconds"}
+
+
+def test_gpu_only_benchmarks_and_gpu_params_survive_a_cpu_run(tmp_path):
+    cpu = {"bench_time.TimeForward.time_forward": definition(["1024", "2048"], ["'float32'"]),
+           "version": 2}
+    gpu = {"bench_time.TimeForward.time_forward": definition(["4096", "32768"], ["'bfloat16'"]),
+           "bench_capacity.LargestFit.track_largest_seq_len": {"param_names": [], "params": []},
+           "version": 2}
+    (tmp_path / "benchmarks.json").write_text(json.dumps(cpu))
+    (tmp_path / "benchmarks-gpu.json").write_text(json.dumps(gpu))
+
+    changed = merge_saved_definitions(tmp_path)
+
+    merged = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert set(changed) == {"bench_time.TimeForward.time_forward",
+                            "bench_capacity.LargestFit.track_largest_seq_len"}
+    assert merged["bench_time.TimeForward.time_forward"]["params"] == [
+        ["1024", "2048", "4096", "32768"], ["'bfloat16'", "'float32'"]]
+    assert "bench_capacity.LargestFit.track_largest_seq_len" in merged
+    # a second run has nothing left to add
+    assert merge_saved_definitions(tmp_path) == []
+    assert json.loads((tmp_path / "benchmarks-gpu.json").read_text()) == gpu
+
+
+def test_missing_benchmarks_json_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="benchmarks.json not found"):
+        merge_saved_definitions(tmp_path)
