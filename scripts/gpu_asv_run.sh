@@ -34,7 +34,8 @@ for sha in $(git rev-list "$range"); do
     # shellcheck disable=SC2086  # ASV_ARGS is a list of words on purpose
     timeout "$left" python3 -m asv run --config asv.gpu.conf.json --machine "$machine" \
       --show-stderr ${ASV_ARGS:-} -b "$regex" "$sha^!" 2>&1 | tee -a "$log"
-    tar czf "$out/results-$machine.tgz" "results/$machine" results/benchmarks.json
+    cp results/benchmarks.json "results/benchmarks-$machine.saved"  # tools.publish merges it
+    tar czf "$out/results-$machine.tgz" "results/$machine" "results/benchmarks-$machine.saved"
   done
 done
 echo "done after $(( $(date +%s) - start )) s" | tee -a "$log"

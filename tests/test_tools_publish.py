@@ -18,7 +18,7 @@ def test_gpu_only_benchmarks_and_gpu_params_survive_a_cpu_run(tmp_path):
            "bench_capacity.LargestFit.track_largest_seq_len": {"param_names": [], "params": []},
            "version": 2}
     (tmp_path / "benchmarks.json").write_text(json.dumps(cpu))
-    (tmp_path / "benchmarks-gpu.json").write_text(json.dumps(gpu))
+    (tmp_path / "benchmarks-gpu.saved").write_text(json.dumps(gpu))
 
     changed = merge_saved_definitions(tmp_path)
 
@@ -30,7 +30,7 @@ def test_gpu_only_benchmarks_and_gpu_params_survive_a_cpu_run(tmp_path):
     assert "bench_capacity.LargestFit.track_largest_seq_len" in merged
     # a second run has nothing left to add
     assert merge_saved_definitions(tmp_path) == []
-    assert json.loads((tmp_path / "benchmarks-gpu.json").read_text()) == gpu
+    assert json.loads((tmp_path / "benchmarks-gpu.saved").read_text()) == gpu
 
 
 def test_missing_benchmarks_json_is_a_one_line_error(tmp_path):

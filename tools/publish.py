@@ -5,7 +5,8 @@
 (peak CUDA memory, largest fit) vanish after a CPU run, and so would their GPU history on the site.
 Profiles also differ in their parameter grids (quick: 1K-2K tokens in float32; full: 4K-32K in
 bf16), and the site's parameter menus come from ``benchmarks.json`` alone. A run on another
-machine keeps its definitions as ``results/benchmarks-<machine>.json``; this adds the definitions
+machine keeps its definitions as ``results/benchmarks-<machine>.saved`` (JSON; not ``.json``,
+which asv would try to read as a result file); this adds the definitions
 missing from ``benchmarks.json`` and, for one defined in both, the parameter values it lacks (asv
 maps every stored result to the published grid by value, so each machine's results find their
 place). Then it runs ``asv publish``, points the site at local copies of its JavaScript
@@ -25,13 +26,13 @@ from site_assets.localize import localize
 
 
 def merge_saved_definitions(results_dir: Path) -> list[str]:
-    """Merge results/benchmarks-*.json into benchmarks.json; return the names added or widened."""
+    """Merge results/benchmarks-*.saved into benchmarks.json; return the names added or widened."""
     target = results_dir / "benchmarks.json"
     if not target.is_file():
         raise SystemExit(f"error: {target} not found: run `asv run` first")
     merged = json.loads(target.read_text())
     changed = []
-    for saved in sorted(results_dir.glob("benchmarks-*.json")):
+    for saved in sorted(results_dir.glob("benchmarks-*.saved")):
         try:
             definitions = json.loads(saved.read_text())
         except json.JSONDecodeError as exc:
