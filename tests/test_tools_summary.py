@@ -1,0 +1,48 @@
+"""tools.summary tabulates asv result files: ms, speed-up vs dense, and errors for bad input."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools.summary import FORWARD, summary
+
+REAL = Path(__file__).resolve().parents[1] / "results" / "h100-80gb-hbm3x1"
+
+
+def one_commit_results(tmp_path: Path, times_ms: dict[str, float]) -> Path:
+    """A results dir holding one asv result file whose 32K forward times are ``times_ms``."""
+    machine = tmp_path / "results" / "gpu"
+    machine.mkdir(parents=True)
+    shutil.copy(REAL / "machine.json", machine / "machine.json")
+    data = json.loads(next(p for p in REAL.glob("*.json") if p.name != "machine.json").read_text())
+    data["results"] = {FORWARD: data["results"][FORWARD]}
+    entry = data["results"][FORWARD]
+    names, seq_lens = entry[1][0], entry[1][1]
+    values = []
+    for name in names:  # product order: implementation, seq_len, batch, heads, head_dim, dtype, causal
+        for seq_len in seq_lens:
+            for _causal in entry[1][6]:
+                ms = times_ms.get(name.strip("'")) if seq_len == "32768" else None
+                values.append(None if ms is None else ms / 1e3)
+    entry[0] = values
+    for column in range(2, len(entry)):
+        entry[column] = None if column > 4 else entry[column]
+    (machine / "abcdef12-env.json").write_text(json.dumps(data))
+    return tmp_path / "results"
+
+
+def test_speed_up_is_dense_time_over_implementation_time(tmp_path):
+    results = one_commit_results(tmp_path, {"DenseAttention": 8.0, "ImprovedDilatedAttention": 0.5})
+    text = summary(results, "gpu")
+    assert "| ImprovedDilatedAttention | 0.500 | 16.0x |" in text
+    assert "| DenseAttention | 8.000 | 1.0x |" in text
+    assert "4096 tokens" not in text  # no values there: no table
+
+
+def test_missing_machine_and_commit_are_one_line_errors(tmp_path):
+    results = one_commit_results(tmp_path, {"DenseAttention": 1.0})
+    with pytest.raises(SystemExit, match="no results for machine 'nope'"):
+        summary(results, "nope")
+    with pytest.raises(SystemExit, match="no results for commit '0000'"):
+        summary(results, "gpu", "0000")

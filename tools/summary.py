@@ -1,0 +1,114 @@
+"""Markdown tables of one machine's asv results: ms, speed-up vs dense, TFLOP/s, peak MiB.
+
+Reads asv's own result files (``results/<machine>/<commit>-*.json``) through asv's API. One table
+per (seq_len, causal) for the forward pass and one for forward+backward, at one commit (default:
+the newest with results), plus the history of the 32K forward across every commit.
+
+Usage: ``python -m tools.summary --machine h100-80gb-hbm3x1 [--commit SHA] [--output FILE]``
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+from asv.results import Results
+
+FORWARD = "bench_time.TimeForward.time_forward"
+BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
+TFLOPS = "bench_throughput.ForwardThroughput.track_tflops"
+PEAK = "bench_memory.CudaPeakMemory.track_peak_allocated"
+LARGEST = "bench_capacity.LargestFit.track_largest_seq_len"
+
+
+def load_machine(results_dir: Path, machine: str) -> tuple[dict, list[Results]]:
+    """(machine.json facts, results oldest first)."""
+    folder = results_dir / machine
+    if not (folder / "machine.json").is_file():
+        raise SystemExit(f"error: no results for machine {machine!r} under {results_dir}")
+    facts = json.loads((folder / "machine.json").read_text())
+    runs = [Results.load(str(p)) for p in sorted(folder.glob("*.json")) if p.name != "machine.json"]
+    return facts, sorted(runs, key=lambda r: r.date or 0)
+
+
+def values(run: Results, key: str) -> dict[tuple, float]:
+    """{param tuple (as asv's repr strings): value} for one benchmark in one run; NaN/None dropped."""
+    if key not in run.get_all_result_keys():
+        return {}
+    params = run.get_result_params(key)
+    out = {}
+    for combo, value in zip(itertools.product(*params), run.get_result_value(key, params)):
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            out[combo] = value
+    return out
+
+
+def shape_table(run: Results, key: str, seq_len: str, causal: str) -> list[str]:
+    times = {c[0].strip("'"): v for c, v in values(run, key).items() if c[1] == seq_len and c[-1] == causal}
+    tflops = {c[0].strip("'"): v for c, v in values(run, TFLOPS).items() if c[1] == seq_len and c[-1] == causal}
+    peak = {c[0].strip("'"): v for c, v in values(run, PEAK).items() if c[1] == seq_len and c[-1] == causal}
+    if not times:
+        return []
+    dense = times.get("DenseAttention")
+    rows = ["| implementation | ms | vs dense | TFLOP/s | peak MiB |", "|---|---|---|---|---|"]
+    for name, seconds in sorted(times.items(), key=lambda kv: kv[1]):
+        ratio = f"{dense / seconds:.1f}x" if dense else "—"
+        tf = f"{tflops[name]:.0f}" if key == FORWARD and name in tflops else "—"
+        mib = f"{peak[name]:.1f}" if key == FORWARD and name in peak else "—"
+        rows.append(f"| {name} | {seconds * 1e3:.3f} | {ratio} | {tf} | {mib} |")
+    return rows
+
+
+def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
+    facts, runs = load_machine(results_dir, machine)
+    if not runs:
+        raise SystemExit(f"error: machine {machine!r} has no result files")
+    chosen = [r for r in runs if commit is None or r.commit_hash.startswith(commit)]
+    if not chosen:
+        raise SystemExit(f"error: no results for commit {commit!r} on {machine!r}")
+    run = chosen[-1]
+    gpu = facts.get("gpu") or facts.get("cpu", "?")
+    lines = [f"# {machine}: {gpu}, torch {facts.get('torch', '?')}, commit {run.commit_hash[:8]}", ""]
+    for key, label in ((FORWARD, "forward"), (BACKWARD, "forward+backward")):
+        combos = sorted({(c[1], c[-1]) for c in values(run, key)}, key=lambda sc: (int(sc[0]), sc[1]))
+        for seq_len, causal in combos:
+            lines += [f"## {label}, {seq_len} tokens, causal={causal}", "",
+                      *shape_table(run, key, seq_len, causal), ""]
+    largest = values(run, LARGEST)
+    if largest:
+        lines += ["## largest forward (tokens)", "", "| implementation | dtype | causal | tokens |",
+                  "|---|---|---|---|"]
+        lines += [f"| {c[0].strip(chr(39))} | {c[1].strip(chr(39))} | {c[2]} | {int(v):,} |"
+                  for c, v in largest.items()] + [""]
+    lines += ["## history: forward at 32768 tokens, not causal (ms)", "",
+              "| commit | " + " | ".join(HISTORY) + " |", "|---" * (len(HISTORY) + 1) + "|"]
+    for r in runs:
+        at = {c[0].strip("'"): v for c, v in values(r, FORWARD).items() if c[1] == "32768" and c[-1] == "False"}
+        cells = [f"{at[n] * 1e3:.3f}" if n in at else "—" for n in HISTORY]
+        lines.append(f"| {r.commit_hash[:8]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--machine", required=True)
+    parser.add_argument("--commit", help="commit (prefix) to tabulate; default: the newest")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    text = summary(args.results, args.machine, args.commit)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
