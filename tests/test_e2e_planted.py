@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from git_helpers import git
 
 from site_assets.browse import find_browser, view_site
 
@@ -49,11 +50,6 @@ def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n"
                              f"{proc.stderr[-4000:]}")
     return proc.stdout
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def tracked_project_files() -> list[str]:

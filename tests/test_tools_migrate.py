@@ -10,26 +10,21 @@ import sys
 
 import pytest
 from asv.results import Results
+from git_helpers import git
 
 from tools import migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _git(repo, *args, when=None):
-    env = dict(os.environ)
-    if when:
-        env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 def _commit(repo, name, text, when):
     (repo / name).parent.mkdir(parents=True, exist_ok=True)
     (repo / name).write_text(text)
-    _git(repo, "add", name)
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", f"add {name}", when=when)
-    return _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", name)
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", f"add {name}", when=when)
+    return git(repo, "rev-parse", "HEAD")
 
 
 def _entry(impl, seq_len, samples=(30.1, 31.9, 31.6), error=None, **extra):
@@ -44,7 +39,7 @@ def repo(tmp_path):
     """Commits at noon on June 21-24 2025; a legacy file without a date is added by the June 23 one."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     shas = {}
     shas[21] = _commit(repo, "a.txt", "1", "2025-06-21T12:00:00+00:00")
     shas[22] = _commit(repo, "b.txt", "2", "2025-06-22T12:00:00+00:00")

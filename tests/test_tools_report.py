@@ -12,6 +12,7 @@ import pytest
 from asv import util as asv_util
 from asv.results import Results
 from asv.runner import BenchmarkResult
+from git_helpers import git
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = {"name": "suite.time_f", "params": [["1024", "4096"]], "param_names": ["seq_len"], "version": "v1",
@@ -107,26 +108,20 @@ def test_bad_threshold_and_missing_results_are_clear_errors(tmp_path):
     assert missing.returncode == 1 and "benchmarks.json not found" in missing.stderr
 
 
-def _git(repo, *args, when=None):
-    env = dict(os.environ)
-    if when:
-        env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def real_repo(tmp_path_factory):
     """A git repo of N_COMMITS commits; results for them whose stored dates are all the same."""
     repo = tmp_path_factory.mktemp("repo")
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     commits = []
     for i in range(N_COMMITS):
         (repo / "f.txt").write_text(str(i))
-        _git(repo, "add", "f.txt")
-        _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", f"c{i}",
+        git(repo, "add", "f.txt")
+        git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", f"c{i}",
              when=f"2025-01-01T{i:02d}:00:00+00:00")
-        commits.append(_git(repo, "rev-parse", "HEAD"))
+        commits.append(git(repo, "rev-parse", "HEAD"))
     results = repo / "results"
     # Equal dates: only the repository's order can put the commits in sequence.
     write_results(results, commits, [1_750_000_000_000] * N_COMMITS, lambda i: 2.0 if i >= STEP_AT else 1.0)
