@@ -22,6 +22,7 @@ BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
 TFLOPS = "bench_throughput.ForwardThroughput.track_tflops"
 PEAK = "bench_memory.CudaPeakMemory.track_peak_allocated"
 LARGEST = "bench_capacity.LargestFit.track_largest_seq_len"
+HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 
 
 def load_machine(results_dir: Path, machine: str) -> tuple[dict, list[Results]]:
@@ -46,10 +47,15 @@ def values(run: Results, key: str) -> dict[tuple, float]:
     return out
 
 
+def by_implementation(run: Results, key: str, seq_len: str, causal: str) -> dict[str, float]:
+    """{implementation: value} at one (seq_len, causal); params are (implementation, seq_len, ..., causal)."""
+    return {c[0].strip("'"): v for c, v in values(run, key).items() if c[1] == seq_len and c[-1] == causal}
+
+
 def shape_table(run: Results, key: str, seq_len: str, causal: str) -> list[str]:
-    times = {c[0].strip("'"): v for c, v in values(run, key).items() if c[1] == seq_len and c[-1] == causal}
-    tflops = {c[0].strip("'"): v for c, v in values(run, TFLOPS).items() if c[1] == seq_len and c[-1] == causal}
-    peak = {c[0].strip("'"): v for c, v in values(run, PEAK).items() if c[1] == seq_len and c[-1] == causal}
+    times = by_implementation(run, key, seq_len, causal)
+    tflops = by_implementation(run, TFLOPS, seq_len, causal)
+    peak = by_implementation(run, PEAK, seq_len, causal)
     if not times:
         return []
     dense = times.get("DenseAttention")
@@ -86,13 +92,10 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
     lines += ["## history: forward at 32768 tokens, not causal (ms)", "",
               "| commit | " + " | ".join(HISTORY) + " |", "|---" * (len(HISTORY) + 1) + "|"]
     for r in runs:
-        at = {c[0].strip("'"): v for c, v in values(r, FORWARD).items() if c[1] == "32768" and c[-1] == "False"}
+        at = by_implementation(r, FORWARD, "32768", "False")
         cells = [f"{at[n] * 1e3:.3f}" if n in at else "—" for n in HISTORY]
         lines.append(f"| {r.commit_hash[:8]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 
 
 def main(argv: list[str] | None = None) -> int:
