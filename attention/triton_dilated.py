@@ -188,6 +188,27 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
 
 
 @_jit
+def _load_query_rows(q_base, o_base, do_base, lse_base, t_q, row_q, row_c, r, offs_d, L,
+                     EVEN: tl.constexpr):
+    """q, O, dO rows ``t_q`` of one dilated segment and their LSE, plus delta = rowsum(dO * O)."""
+    q_ptrs = q_base + t_q[:, None] * row_q + offs_d[None, :]
+    c_offs = t_q[:, None] * row_c + offs_d[None, :]
+    if EVEN:
+        q = tl.load(q_ptrs)
+        do = tl.load(do_base + c_offs)
+        o = tl.load(o_base + c_offs)
+        lse = tl.load(lse_base + r * t_q)
+    else:
+        q_ok = t_q < L
+        q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
+        do = tl.load(do_base + c_offs, mask=q_ok[:, None], other=0.0)
+        o = tl.load(o_base + c_offs, mask=q_ok[:, None], other=0.0)
+        lse = tl.load(lse_base + r * t_q, mask=q_ok, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    return q, do, lse, delta
+
+
+@_jit
 def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, lse_base,
                     row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
                     BLOCK_MAJOR: tl.constexpr, BLOCK_MINOR: tl.constexpr, HEAD_DIM: tl.constexpr,
@@ -212,20 +233,8 @@ def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, l
         lo = (first // BLOCK_MINOR) * BLOCK_MINOR  # earlier queries see none of these keys
     for start_m in range(lo, L, BLOCK_MINOR):
         t_q = start_m + tl.arange(0, BLOCK_MINOR)
-        q_ptrs = q_base + t_q[:, None] * row_q + offs_d[None, :]
-        c_offs = t_q[:, None] * row_c + offs_d[None, :]
-        if EVEN:
-            q = tl.load(q_ptrs)
-            do = tl.load(do_base + c_offs)
-            o = tl.load(o_base + c_offs)
-            lse = tl.load(lse_base + r * t_q)
-        else:
-            q_ok = t_q < L
-            q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
-            do = tl.load(do_base + c_offs, mask=q_ok[:, None], other=0.0)
-            o = tl.load(o_base + c_offs, mask=q_ok[:, None], other=0.0)
-            lse = tl.load(lse_base + r * t_q, mask=q_ok, other=0.0)
-        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+        q, do, lse, delta = _load_query_rows(q_base, o_base, do_base, lse_base, t_q, row_q, row_c,
+                                             r, offs_d, L, EVEN)
         p_t = tl.math.exp2(tl.dot(k, tl.trans(q)) * scale_log2 - lse[None, :])
         if CAUSAL:
             p_t = tl.where(t_q[None, :] >= t_k[:, None], p_t, 0.0)
@@ -252,20 +261,8 @@ def _bwd_dq_block(q_base, k_base, v_base, o_base, do_base, dq_base, lse_base,
                   CAUSAL: tl.constexpr, EVEN: tl.constexpr):
     """dQ for queries ``first + [0, BLOCK_MAJOR)`` of one dilated segment, streaming its keys."""
     t_q = first + tl.arange(0, BLOCK_MAJOR)
-    q_ptrs = q_base + t_q[:, None] * row_q + offs_d[None, :]
-    c_offs = t_q[:, None] * row_c + offs_d[None, :]
-    if EVEN:
-        q = tl.load(q_ptrs)
-        do = tl.load(do_base + c_offs)
-        o = tl.load(o_base + c_offs)
-        lse = tl.load(lse_base + r * t_q)
-    else:
-        q_ok = t_q < L
-        q = tl.load(q_ptrs, mask=q_ok[:, None], other=0.0)
-        do = tl.load(do_base + c_offs, mask=q_ok[:, None], other=0.0)
-        o = tl.load(o_base + c_offs, mask=q_ok[:, None], other=0.0)
-        lse = tl.load(lse_base + r * t_q, mask=q_ok, other=0.0)
-    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    q, do, lse, delta = _load_query_rows(q_base, o_base, do_base, lse_base, t_q, row_q, row_c, r,
+                                         offs_d, L, EVEN)
     hi = L
     if CAUSAL:
         hi = tl.minimum(first + BLOCK_MAJOR, L)
@@ -289,6 +286,7 @@ def _bwd_dq_block(q_base, k_base, v_base, o_base, do_base, dq_base, lse_base,
         ds = p * (dp - delta[:, None])
         dq = tl.dot(ds.to(k.dtype), k, dq)
     dq = dq * scale
+    c_offs = t_q[:, None] * row_c + offs_d[None, :]
     if EVEN:
         tl.store(dq_base + c_offs, dq.to(dq_base.dtype.element_ty))
     else:
