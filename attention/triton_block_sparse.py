@@ -1,0 +1,266 @@
+"""Block-sparse attention forward as one fused Triton kernel, reading q/k/v in place.
+
+Shape convention: q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``, with
+``seq_len == pattern.num_blocks * pattern.block_size``; one ``BlockPattern`` (see
+``attention.block_sparse``) is shared by every batch element and head.
+
+Each program owns BLOCK_M queries of one query block of one (batch, head). It loads its query
+tile once, walks the key blocks its row may attend (a CSR list built once per pattern and device),
+BLOCK_N keys at a time with a base-2 online softmax in float32, and writes its output tile.
+Causal patterns: blocks left of the diagonal need no mask; only the diagonal block is masked.
+
+Forward only (inference): callers keep another backend for gradients. Public entry points:
+``block_sparse_triton_available(q, pattern)`` and ``block_sparse_attention_triton(q, k, v,
+pattern, scale=None, config=None)``. Under ``TRITON_INTERPRET=1`` (set before this module is
+imported) the kernel also runs on CPU tensors, slowly, which is what the tests use.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._validate import check_qkv, check_scale
+from .triton_dilated import KernelConfig, _interpreting, _jit, tl, triton
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+_HEAD_DIMS = (16, 32, 64, 128)
+_LOG2E = 1.4426950408889634
+
+# Guesses for an H100 (bf16, block_size 128), to be swept on the GPU: the FlashAttention-2
+# Triton tutorial's forward tiles. Tiles larger than the pattern's block are cut to fit it.
+FWD_CONFIGS: dict[int, KernelConfig] = {
+    16: KernelConfig(128, 64, 4, 3), 32: KernelConfig(128, 64, 4, 3),
+    64: KernelConfig(128, 64, 4, 3), 128: KernelConfig(128, 64, 8, 3),
+}
+_INTERPRET_CONFIG = KernelConfig(32, 32, 1, 1)  # tiny tiles keep the CPU interpreter fast
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernel. Softmax runs in base 2: scores are multiplied by scale * log2(e) and exponentiated
+# with exp2, which is what the hardware computes natively.
+# ----------------------------------------------------------------------------------------------
+
+@_jit
+def _attend_tile(acc, l_i, m_i, q, k_tile, v_tile, stride_kn, stride_vn, q_pos, k_first,
+                 offs_n, offs_d, scale_log2, CAUSAL_MASK: tl.constexpr):
+    """Fold the BLOCK_N keys from ``k_tile``/``v_tile`` (first key at position ``k_first``)
+    into the running (acc, row sum l_i, row max m_i)."""
+    k = tl.load(k_tile + offs_n[:, None] * stride_kn + offs_d[None, :])
+    s = tl.dot(q, tl.trans(k)) * scale_log2
+    if CAUSAL_MASK:
+        s = tl.where(q_pos[:, None] >= (k_first + offs_n)[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    p = tl.math.exp2(s - m_new[:, None])
+    alpha = tl.math.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    v = tl.load(v_tile + offs_n[:, None] * stride_vn + offs_d[None, :])
+    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+    return acc, l_i, m_new
+
+
+@_jit
+def _block_sparse_fwd_kernel(Q, K, V, O, KV_OFFSETS, KV_INDEX, ROW_ORDER,
+                             stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
+                             stride_vb, stride_vn, stride_vh,
+                             seq_len, num_heads, batch_heads, scale_log2,
+                             HEAD_DIM: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+                             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr):
+    """Output for BLOCK_M queries of one query block of one (batch, head).
+
+    1-D grid, (batch, head) fastest: program ``pid`` takes slot ``pid // batch_heads`` of
+    ROW_ORDER (query blocks, most key blocks first, so the long rows start first and do not
+    straggle at the end). KV_OFFSETS/KV_INDEX: CSR list of each query block's key blocks
+    (causal: without the diagonal block, which is handled last, masked).
+    O is contiguous ``(batch, seq_len, num_heads, HEAD_DIM)``.
+    """
+    TILES_M: tl.constexpr = BLOCK_SIZE // BLOCK_M
+    TILES_N: tl.constexpr = BLOCK_SIZE // BLOCK_N
+    pid = tl.program_id(0)
+    slot = pid // batch_heads
+    bh = pid % batch_heads
+    b = (bh // num_heads).to(tl.int64)
+    h = bh % num_heads
+    q_block = tl.load(ROW_ORDER + slot // TILES_M)
+    in_block = (slot % TILES_M) * BLOCK_M
+    q_start = q_block * BLOCK_SIZE + in_block
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q_pos = q_start + offs_m
+
+    q_tile = Q + b * stride_qb + h * stride_qh + q_start.to(tl.int64) * stride_qn
+    q = tl.load(q_tile + offs_m[:, None] * stride_qn + offs_d[None, :])
+    k_head = K + b * stride_kb + h * stride_kh
+    v_head = V + b * stride_vb + h * stride_vh
+
+    m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - float("inf")
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+
+    # One flat loop over (key block, tile inside it) pipelines better than two nested loops.
+    first = tl.load(KV_OFFSETS + q_block)
+    count = tl.load(KV_OFFSETS + q_block + 1) - first
+    for t in range(0, count * TILES_N):
+        k_block = tl.load(KV_INDEX + first + t // TILES_N)
+        start = k_block * BLOCK_SIZE + (t % TILES_N) * BLOCK_N
+        row0 = start.to(tl.int64)  # sequence offset times stride can pass 2**31 at long seq_len
+        acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, k_head + row0 * stride_kn,
+                                     v_head + row0 * stride_vn, stride_kn, stride_vn, q_pos,
+                                     start, offs_n, offs_d, scale_log2, False)
+    if CAUSAL:
+        # Diagonal block: key tiles wholly before this query tile unmasked, the rest up to its
+        # last query masked. The first masked tile starts at or before every query of the tile,
+        # so no row is all -inf before it has seen a key (no NaN from -inf - -inf).
+        diag = q_block * BLOCK_SIZE
+        k_diag = k_head + diag.to(tl.int64) * stride_kn
+        v_diag = v_head + diag.to(tl.int64) * stride_vn
+        masked_lo = (in_block // BLOCK_N) * BLOCK_N
+        masked_hi = tl.cdiv(in_block + BLOCK_M, BLOCK_N) * BLOCK_N
+        for off in range(0, masked_lo, BLOCK_N):
+            acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, k_diag + off * stride_kn,
+                                         v_diag + off * stride_vn, stride_kn, stride_vn, q_pos,
+                                         diag + off, offs_n, offs_d, scale_log2, False)
+        for off in range(masked_lo, masked_hi, BLOCK_N):
+            acc, l_i, m_i = _attend_tile(acc, l_i, m_i, q, k_diag + off * stride_kn,
+                                         v_diag + off * stride_vn, stride_kn, stride_vn, q_pos,
+                                         diag + off, offs_n, offs_d, scale_log2, True)
+
+    # Every row saw its own diagonal block, so l_i > 0.
+    out = acc / l_i[:, None]
+    stride_on = num_heads * HEAD_DIM
+    o_tile = O + (b * seq_len + q_start) * stride_on + h * HEAD_DIM
+    tl.store(o_tile + offs_m[:, None] * stride_on + offs_d[None, :], out.to(O.dtype.element_ty))
+
+
+# ----------------------------------------------------------------------------------------------
+# Host side.
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelPattern:
+    """A ``BlockPattern`` as the kernel reads it, int32 tensors on one device.
+
+    ``kv_offsets`` (num_blocks + 1,): row pointers into ``kv_index`` (allowed key blocks of each
+    query block, increasing; causal: the diagonal block left out, the kernel adds it masked).
+    ``row_order`` (num_blocks,): query blocks by descending key-block count (launch order).
+    A flat CSR list rather than a padded (num_blocks, max_count) matrix: one global row would
+    make the padded form num_blocks**2 entries (256 MiB at 1M tokens in blocks of 128).
+    """
+
+    kv_offsets: torch.Tensor
+    kv_index: torch.Tensor
+    row_order: torch.Tensor
+
+
+def kernel_pattern(pattern, device: torch.device) -> KernelPattern:
+    """The CSR tables of ``pattern`` on ``device``, built on first use and cached on the pattern."""
+    return pattern.cached(("triton", device), lambda: _build_kernel_pattern(pattern, device))
+
+
+def _build_kernel_pattern(pattern, device: torch.device) -> KernelPattern:
+    layout = pattern.layout.cpu()
+    if pattern.causal:
+        layout = layout & ~torch.eye(layout.shape[0], dtype=torch.bool)
+    counts = layout.sum(1)
+    offsets = torch.zeros(layout.shape[0] + 1, dtype=torch.int64)
+    offsets[1:] = counts.cumsum(0)
+    kv_index = layout.nonzero(as_tuple=True)[1]  # row-major: each row's blocks, increasing
+    row_order = torch.sort(counts, descending=True, stable=True).indices
+    return KernelPattern(*(t.to(device=device, dtype=torch.int32) for t in (offsets, kv_index, row_order)))
+
+
+def _is_pow2(x: int) -> bool:
+    return x > 0 and x & (x - 1) == 0
+
+
+def _tile_config(head_dim: int, block_size: int, config: KernelConfig | None) -> KernelConfig:
+    """``config`` checked against the pattern, or the table's default cut down to fit the block."""
+    if config is None:
+        cfg = _INTERPRET_CONFIG if _interpreting() else FWD_CONFIGS[head_dim]
+        # gcd with a power of two: the largest power of two that divides block_size (>= 16).
+        return KernelConfig(math.gcd(cfg.block_m, block_size), math.gcd(cfg.block_n, block_size),
+                            cfg.num_warps, cfg.num_stages)
+    for name, tile in (("block_m", config.block_m), ("block_n", config.block_n)):
+        if not _is_pow2(tile) or tile < 16 or block_size % tile:
+            raise ValueError(f"config {name} {tile} must be a power of two >= 16 dividing "
+                             f"block_size {block_size}")
+    return config
+
+
+def block_sparse_triton_available(q: torch.Tensor, pattern) -> bool:
+    """True when the Triton kernel can run ``q`` under ``pattern``.
+
+    Needs triton, a CUDA tensor in float16/bfloat16 (or ``TRITON_INTERPRET=1``, where CPU
+    float32 is allowed too), head_dim in 16/32/64/128 and a block_size that is a multiple of 16
+    (the MMA tile). float32 on CUDA is refused: ``tl.dot`` would silently compute it in TF32
+    (10-bit mantissa), far less precise than the float32 callers expect.
+    """
+    if triton is None or q.dim() != 4 or q.shape[-1] not in _HEAD_DIMS:
+        return False
+    if pattern.block_size < 16 or pattern.block_size % 16:
+        return False
+    if _interpreting():
+        return q.dtype in (*_HALF_DTYPES, torch.float32)
+    return q.is_cuda and q.dtype in _HALF_DTYPES
+
+
+def _check_inputs(q, k, v, pattern) -> None:
+    check_qkv(q, k, v)
+    n = q.shape[1]
+    if n != pattern.num_blocks * pattern.block_size:
+        raise ValueError(f"seq_len {n} does not match the pattern's {pattern.num_blocks} blocks "
+                         f"of {pattern.block_size} tokens ({pattern.num_blocks * pattern.block_size})")
+    allowed = (*_HALF_DTYPES, torch.float32) if _interpreting() else _HALF_DTYPES
+    if q.dtype not in allowed:
+        raise ValueError(f"block_sparse_attention_triton supports {', '.join(map(str, allowed))}; "
+                         f"got {q.dtype}")
+    if q.shape[-1] not in _HEAD_DIMS:
+        raise ValueError(f"block_sparse_attention_triton needs head_dim in {_HEAD_DIMS}, "
+                         f"got {q.shape[-1]}")
+    if pattern.block_size < 16 or pattern.block_size % 16:
+        raise ValueError(f"block_sparse_attention_triton needs block_size a multiple of 16, "
+                         f"got {pattern.block_size}")
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        raise RuntimeError("block_sparse_attention_triton is forward-only: call it under "
+                           "torch.no_grad() or with inputs that do not require grad")
+    if triton is None:
+        raise RuntimeError("block_sparse_attention_triton needs the triton package, which is not installed")
+    if not (q.is_cuda or _interpreting()):
+        raise ValueError(f"block_sparse_attention_triton needs CUDA tensors (or TRITON_INTERPRET=1), "
+                         f"got device {q.device}")
+
+
+def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
+    # The kernel loads a row of head_dim as one vector: any strides except along head_dim.
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def block_sparse_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern,
+                                  scale: float | None = None,
+                                  config: KernelConfig | None = None) -> torch.Tensor:
+    """Attention of every query to the key blocks ``pattern`` allows, forward only.
+
+    q, k, v: ``(batch, seq_len, num_heads, head_dim)``, any strides (unit stride along head_dim,
+    else copied), seq_len == pattern.num_blocks * pattern.block_size. Returns a new contiguous
+    tensor of q's shape and dtype. ``scale`` defaults to 1/sqrt(head_dim). ``config`` overrides
+    the tile table (block_m, block_n: powers of two >= 16 dividing block_size), for sweeps.
+    Raises RuntimeError when autograd would need a gradient (no backward here).
+    """
+    check_scale(scale)
+    _check_inputs(q, k, v, pattern)
+    b, n, h, d = q.shape
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    cfg = _tile_config(d, pattern.block_size, config)
+    q, k, v = _unit_last_stride(q), _unit_last_stride(k), _unit_last_stride(v)
+    tables = kernel_pattern(pattern, q.device)
+    out = torch.empty((b, n, h, d), device=q.device, dtype=q.dtype)
+    grid = (pattern.num_blocks * (pattern.block_size // cfg.block_m) * b * h,)
+    _block_sparse_fwd_kernel[grid](
+        q, k, v, out, tables.kv_offsets, tables.kv_index, tables.row_order,
+        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
+        v.stride(0), v.stride(1), v.stride(2), n, h, b * h, scale * _LOG2E,
+        HEAD_DIM=d, BLOCK_SIZE=pattern.block_size, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+        CAUSAL=pattern.causal, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    return out
