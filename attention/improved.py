@@ -19,18 +19,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._groups import HeadSlice, head_slices
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
 
 BACKENDS = ("auto", "sdpa", "triton")
+_TRITON_MODULE: list = []  # [module or None] once looked up
 
 
 def _triton_module():
     # Lazy: the Triton kernel is optional and may not exist in this checkout or this build.
-    try:
-        from . import triton_dilated
-    except ImportError:
-        return None
-    return triton_dilated
+    if not _TRITON_MODULE:
+        try:
+            from . import triton_dilated
+        except ImportError:
+            triton_dilated = None
+        _TRITON_MODULE.append(triton_dilated)
+    return _TRITON_MODULE[0]
 
 
 def attend_part(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, part: HeadSlice,
@@ -84,6 +87,9 @@ class ImprovedDilatedAttention(nn.Module):
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self.causal, self.scale, self.dropout, self.backend = causal, scale, dropout, backend
         self.last_backend: str | None = None
+        # Input signature -> use Triton? Checks run once per signature (they only read shapes,
+        # dtypes and devices), so a repeated call skips them: ~50 us of host time on a GPU box.
+        self._checked: dict[tuple, bool] = {}
 
     def _use_triton(self, q: torch.Tensor, dropout: float) -> bool:
         if self.backend == "sdpa":
@@ -97,16 +103,28 @@ class ImprovedDilatedAttention(nn.Module):
             raise RuntimeError(f"Triton dilated attention cannot run this input: {why}")
         return ok
 
+    def _checked_use_triton(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                            dropout: float) -> bool:
+        key = (qkv_signature(q, k, v), dropout, self.backend)
+        use_triton = self._checked.get(key)
+        if use_triton is None:
+            check_qkv(q, k, v)
+            check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
+            use_triton = self._checked[key] = self._use_triton(q, dropout)
+        return use_triton
+
+    def _set_last_backend(self, name: str) -> None:
+        if self.last_backend != name:  # nn.Module.__setattr__ is slow enough to show per call
+            self.last_backend = name
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 is_causal: bool | None = None) -> torch.Tensor:
-        check_qkv(q, k, v)
-        check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
         causal = self.causal if is_causal is None else is_causal
         dropout = self.dropout if self.training else 0.0
-        if self._use_triton(q, dropout):
-            self.last_backend = "triton"
+        if self._checked_use_triton(q, k, v, dropout):
+            self._set_last_backend("triton")
             return _triton_module().dilated_attention_triton(
                 q, k, v, self.segment_lengths, self.dilation_rates, causal, self.scale)
-        self.last_backend = "sdpa"
+        self._set_last_backend("sdpa")
         return dilated_attention_sdpa(q, k, v, self.segment_lengths, self.dilation_rates,
                                       causal, self.scale, dropout)

@@ -13,6 +13,7 @@ the kernels also run on CPU tensors, slowly, which is what the tests use.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Sequence
 
 import torch
 
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+from ._triton_launch import CachedLauncher
+from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
 
 try:
     import triton
@@ -377,7 +379,7 @@ _head_tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_heads: int,
                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Segment length and rate of every head as int32 tensors on ``device`` (cached: one copy)."""
-    key = (segments, rates, num_heads, str(device))
+    key = (segments, rates, num_heads, device)
     if key not in _head_tables:
         per_group = num_heads // len(segments)
         w = [segments[h // per_group] for h in range(num_heads)]
@@ -391,11 +393,13 @@ def _config(table: dict[int, KernelConfig], head_dim: int) -> KernelConfig:
     return _INTERPRET_CONFIG if _interpreting() else table[head_dim]
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_even(segments, rates, *blocks: int) -> bool:
     """Every head's dilated segment is a whole number of tiles, so loads need no masks."""
     return all(w % r == 0 and (w // r) % blk == 0 for w, r in zip(segments, rates) for blk in blocks)
 
 
+@functools.lru_cache(maxsize=1024)
 def _grid_blocks(segments, rates, seq_len: int, block: int) -> int:
     return max((seq_len // w) * triton.cdiv(-(-w // r), block) for w, r in zip(segments, rates))
 
@@ -425,13 +429,14 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
     out = alloc(q.shape, device=q.device, dtype=q.dtype)  # contiguous, as the kernel assumes
     lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
     w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
-    grid = (_grid_blocks(segments, rates, n, cfg.block_m), b * h)
-    _dilated_fwd_kernel[grid](
-        q, k, v, out, lse, w_of_head, r_of_head,
-        *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale * _LOG2E,
-        HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
-        STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-        ZERO_FILL=zero_fill_in_kernel, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    _FWD.launch(
+        (_grid_blocks(segments, rates, n, cfg.block_m), b * h),
+        (q, k, v, out, lse, w_of_head, r_of_head,
+         *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale * _LOG2E),
+        dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+             STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
+             ZERO_FILL=zero_fill_in_kernel),
+        dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
     return out, (lse if store_lse else None)
 
 
@@ -446,13 +451,18 @@ def _backward(q, k, v, out, lse, dout, segments, rates, causal: bool, scale: flo
     cfg = config or _config(BWD_CONFIGS, d)
     w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
     dq, dk, dv = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
-    _dilated_bwd_kernel[(_grid_blocks(segments, rates, n, cfg.block_n), b * h)](
-        q, k, v, out, dout, dq, dk, dv, lse, w_of_head, r_of_head,
-        *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale, scale * _LOG2E,
-        HEAD_DIM=d, BLOCK_MAJOR=cfg.block_n, BLOCK_MINOR=cfg.block_m, CAUSAL=causal,
-        EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    _BWD.launch(
+        (_grid_blocks(segments, rates, n, cfg.block_n), b * h),
+        (q, k, v, out, dout, dq, dk, dv, lse, w_of_head, r_of_head,
+         *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale, scale * _LOG2E),
+        dict(HEAD_DIM=d, BLOCK_MAJOR=cfg.block_n, BLOCK_MINOR=cfg.block_m, CAUSAL=causal,
+             EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n)),
+        dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
     return dq, dk, dv
+
+
+_FWD = CachedLauncher(_dilated_fwd_kernel)
+_BWD = CachedLauncher(_dilated_bwd_kernel)
 
 
 class _DilatedAttentionFunction(torch.autograd.Function):
@@ -471,6 +481,16 @@ class _DilatedAttentionFunction(torch.autograd.Function):
         segments, rates, causal, scale = ctx.pattern
         dq, dk, dv = _backward(q, k, v, out, lse, dout.contiguous(), segments, rates, causal, scale)
         return dq, dk, dv, None, None, None, None
+
+
+_CHECKED: set[tuple] = set()  # input signatures that passed _check_inputs (validation is pure)
+
+
+def _known(key: tuple) -> bool:
+    try:
+        return key in _CHECKED
+    except TypeError:  # unhashable pattern values: let the checks name them
+        return False
 
 
 def _check_inputs(q, k, v, segments, rates) -> None:
@@ -502,9 +522,15 @@ def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     does not cover are exactly 0. Differentiable when any input requires grad (Triton backward).
     ``segment_lengths`` are used as given: cap them at seq_len before calling, as the spec does.
     """
-    segments, rates = check_pattern(segment_lengths, dilation_rates)
-    check_scale(scale)
-    _check_inputs(q, k, v, segments, rates)
+    segments, rates = tuple(segment_lengths), tuple(dilation_rates)
+    key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), segments, rates, scale)
+    if not _known(key):
+        segments, rates = check_pattern(segments, rates)
+        check_scale(scale)
+        _check_inputs(q, k, v, segments, rates)
+        if len(_CHECKED) >= 4096:
+            _CHECKED.clear()
+        _CHECKED.add(key)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):

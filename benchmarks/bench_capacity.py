@@ -1,24 +1,69 @@
-"""Largest sequence that fits: doubling seq_len until out of memory (GPU only, tokens)."""
+"""Largest sequence whose forward fits on the GPU (tokens), and its peak memory (x q, k, v, out)."""
 import time
+from typing import Callable, NamedTuple
 
 import torch
 
 from . import common
 
 
-def _fits(name: str, seq_len: int, base_params: tuple) -> tuple[bool, float]:
-    """(ran without OOM, seconds of the call) for one forward at ``seq_len``."""
+class Attempt(NamedTuple):
+    fits: bool  # ran without running out of memory, within the profile's per-call limit
+    seconds: float
+    peak_ratio: float  # peak allocated during the call / bytes of q, k, v and the output
+
+
+def largest_fitting(attempt: Callable[[int], Attempt], start: int, cap: int,
+                    limit_s: float) -> tuple[int, Attempt | None]:
+    """(largest length in [start, cap] that fits, its attempt): doubling, then bisection.
+
+    Doubling from ``start`` stops at the first length that does not fit, or before a length whose
+    call could pass ``limit_s`` (the last took over a quarter of it, and time can grow 4x per
+    doubling). Between the last fit and an out-of-memory failure, bisection in steps of
+    ``max(start, last_fit // 16)`` finds the boundary within 1/16, so 12M tokens is not reported as 8M.
+    """
+    best, best_attempt, failed_at = 0, None, None
+    length = start
+    while length <= cap:
+        result = attempt(length)
+        if not result.fits:
+            failed_at = length
+            break
+        best, best_attempt = length, result
+        if result.seconds * 4 > limit_s:
+            break
+        length *= 2
+    if best and failed_at:
+        step, lo, hi = max(start, best // 16), best, failed_at
+        while hi - lo > step:
+            mid = lo + (hi - lo) // 2 // step * step
+            result = attempt(mid)
+            if result.fits:
+                lo, best, best_attempt = mid, mid, result
+            else:
+                hi = mid
+    return best, best_attempt
+
+
+def _attempt(name: str, seq_len: int, base_params: tuple, limit_s: float) -> Attempt:
+    """One forward at ``seq_len``; out of memory (or a length the implementation declines) does not fit."""
+    case = None
     try:
+        torch.cuda.reset_peak_memory_stats()
         case = common.AttentionCase(name, seq_len, *base_params, warmup=False)
+        q = case.qkv[0]
+        qkvo_mib = 4 * q.numel() * q.element_size() / common.MIB
         start = time.perf_counter()
         case.forward()
-        return True, time.perf_counter() - start
-    except NotImplementedError:  # the implementation declines this length: the range ends here
-        return False, 0.0
+        seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated() / common.MIB
+        return Attempt(seconds <= limit_s, seconds, peak / qkvo_mib)
+    except NotImplementedError:
+        return Attempt(False, 0.0, float("nan"))
     except Exception as err:  # noqa: BLE001 - only OOM is an answer; anything else is re-raised
         if not common.is_out_of_memory(err):
             raise
-        return False, 0.0
+        return Attempt(False, 0.0, float("nan"))
     finally:
         case = None
         torch.cuda.empty_cache()
@@ -28,12 +73,12 @@ def _fits(name: str, seq_len: int, base_params: tuple) -> tuple[bool, float]:
 if common.DEVICE == "cuda":
 
     class LargestFit:
-        """Largest power-of-two multiple of the profile's start length whose forward runs without OOM
-        and within the profile's per-call limit (10 s), capped at the profile's cap (16M in full)."""
+        """Largest length (from the profile's start, doubling then bisecting, up to its cap) whose
+        forward runs without OOM within the profile's per-call limit; and that call's peak memory
+        as a multiple of q + k + v + out (inputs are part of the peak, so 1.0 is the floor)."""
 
         params = [list(common.IMPLEMENTATIONS), list(common.PROFILE.dtypes), [False, True]]
         param_names = ["implementation", "dtype", "causal"]
-        unit = "tokens"
         timeout = 1800
         rounds = 1
 
@@ -42,14 +87,19 @@ if common.DEVICE == "cuda":
             self.base = (1, p.heads[0], p.head_dims[0], dtype, causal)
             common.AttentionCase(name, p.largest_fit_start, *self.base)  # skips what cannot run at all
 
-        def track_largest_seq_len(self, name, dtype, causal):
+        def _search(self, name):
             p = common.PROFILE
-            largest = 0
-            for seq_len in common.powers_of_two(p.largest_fit_start, p.largest_fit_cap):
-                ok, seconds = _fits(name, seq_len, self.base)
-                if not ok:
-                    break
-                largest = seq_len
-                if seconds > p.largest_fit_call_limit_s:
-                    break
-            return largest
+            return largest_fitting(
+                lambda n: _attempt(name, n, self.base, p.largest_fit_call_limit_s),
+                p.largest_fit_start, p.largest_fit_cap, p.largest_fit_call_limit_s)
+
+        def track_largest_seq_len(self, name, dtype, causal):
+            return self._search(name)[0]
+
+        track_largest_seq_len.unit = "tokens"
+
+        def track_peak_vs_qkvo_at_largest(self, name, dtype, causal):
+            largest, attempt = self._search(name)
+            return attempt.peak_ratio if attempt else float("nan")
+
+        track_peak_vs_qkvo_at_largest.unit = "x q,k,v,out"

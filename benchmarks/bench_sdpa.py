@@ -1,29 +1,58 @@
-"""The dense baseline under each SDPA backend torch offers on this device (math, flash, ...)."""
+"""The dense baseline under each SDPA backend torch offers on this device (math, flash, ...).
+
+``DenseAttention`` with backend "auto" is what ``bench_time`` measures; torch's choice differs by
+GPU (cuDNN on an H100 with torch 2.11), so "flash" here is the FlashAttention-2 baseline that
+speed-up targets quote.
+"""
+import torch
+
 from . import common
 
 # torch's CPU build has only these two; listing the GPU-only ones on CPU would just add skips.
 BACKENDS = ["math", "flash", "efficient", "cudnn"] if common.DEVICE == "cuda" else ["math", "flash"]
+PARAMS = [BACKENDS, list(common.PROFILE.sdpa_seq_lens), list(common.PROFILE.dtypes),
+          list(common.PROFILE.causals)]
+PARAM_NAMES = ["backend", "seq_len", "dtype", "causal"]
+
+
+def _dense(backend: str, seq_len: int, dtype: str, causal: bool, backward: bool):
+    """(module, q, k, v) for one backend, or a skip where this build/device lacks it."""
+    common.prepare_process()
+    dense = common.optional_module("attention.dense")
+    if not hasattr(dense, "available_sdpa_backends"):
+        common.skip("attention.dense has no SDPA backend selection at this commit")
+    if backend not in dense.available_sdpa_backends(common.DEVICE, common.DTYPES[dtype]):
+        common.skip(f"SDPA backend {backend!r} does not run on {common.DEVICE} for {dtype}")
+    p = common.PROFILE
+    spec = common.make_spec(seq_len, p.batches[0], p.heads[0], p.head_dims[0], dtype, causal)
+    return dense.DenseAttention(causal=causal, backend=backend), common.make_qkv(spec, requires_grad=backward)
 
 
 class SdpaBackends(common.Timed):
     """attention.dense.DenseAttention(backend=...) forward; backends this build lacks are skipped."""
 
-    params = [BACKENDS, list(common.PROFILE.sdpa_seq_lens), list(common.PROFILE.dtypes),
-              list(common.PROFILE.causals)]
-    param_names = ["backend", "seq_len", "dtype", "causal"]
+    params, param_names = PARAMS, PARAM_NAMES
 
     def setup(self, backend, seq_len, dtype, causal):
-        common.prepare_process()
-        dense = common.optional_module("attention.dense")
-        if not hasattr(dense, "available_sdpa_backends"):
-            common.skip("attention.dense has no SDPA backend selection at this commit")
-        if backend not in dense.available_sdpa_backends(common.DEVICE, common.DTYPES[dtype]):
-            common.skip(f"SDPA backend {backend!r} does not run on {common.DEVICE} for {dtype}")
-        p = common.PROFILE
-        spec = common.make_spec(seq_len, p.batches[0], p.heads[0], p.head_dims[0], dtype, causal)
-        self.fn = dense.DenseAttention(causal=causal, backend=backend)
-        self.qkv = common.make_qkv(spec)
+        self.fn, self.qkv = _dense(backend, seq_len, dtype, causal, backward=False)
         self.time_forward(backend, seq_len, dtype, causal)  # warm-up
 
     def time_forward(self, backend, seq_len, dtype, causal):
         common.run_synced(self.fn, self.qkv)
+
+
+class SdpaBackendsForwardBackward(common.Timed):
+    """The same, forward and backward (gradients of q, k, v), device synchronised."""
+
+    params, param_names = PARAMS, PARAM_NAMES
+
+    def setup(self, backend, seq_len, dtype, causal):
+        if backend == "math" and common.DEVICE == "cuda" and seq_len > 16384:
+            common.skip("math SDPA materialises seq_len^2 scores and their gradient: out of memory")
+        self.fn, self.qkv = _dense(backend, seq_len, dtype, causal, backward=True)
+        self.grad_out = torch.ones_like(self.qkv[0])
+        self.time_forward_backward(backend, seq_len, dtype, causal)  # warm-up
+
+    def time_forward_backward(self, backend, seq_len, dtype, causal):
+        torch.autograd.grad(self.fn(*self.qkv), self.qkv, self.grad_out)
+        common.sync()

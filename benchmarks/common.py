@@ -24,7 +24,6 @@ import os
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 import importlib  # noqa: E402
-import math  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -81,7 +80,7 @@ class Profile:
     throughput_repeats: int = 5  # median of this many synchronised calls after the warm-up
     largest_fit_start: int = 4096
     largest_fit_cap: int = 16 * 2 ** 20
-    largest_fit_call_limit_s: float = 10.0
+    largest_fit_call_limit_s: float = 10.0  # a length whose forward takes longer does not count
     cuda_only: bool = False
     # asv timing attributes: kept small in quick so one commit costs seconds, not minutes.
     repeat: tuple[int, int, float] = (1, 5, 2.0)
@@ -110,11 +109,16 @@ STANDARD_CUDA = Profile(
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 16384), accuracy_seq_len=1024,
     largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2)
 
+# The GPU sweep of issue 7 (bf16, batch 1, 12 heads, head_dim 64). Sized so one commit takes
+# about 5 minutes on an H100 (asv starts a process per parameter set, ~1 s each): every time
+# family at every length, throughput and memory at the short and the headline length, and at most
+# 20 samples or 1 s of samples per set (calls take 0.05-100 ms; the spread shows in the results).
 FULL = Profile(
     name="full", seq_lens=(4096, 8192, 16384, 32768), batches=(1,), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 8192, 16384, 32768), accuracy_seq_len=2048,
-    cuda_only=True, repeat=(5, 30, 10.0), warmup_time=1.0, rounds=2)
+    memory_seq_lens=(4096, 32768), throughput_seq_lens=(32768,), largest_fit_call_limit_s=2.0,
+    cuda_only=True, repeat=(5, 20, 1.0), warmup_time=0.25, rounds=1)
 
 
 def _cuda_available() -> bool:
@@ -407,6 +411,3 @@ def is_out_of_memory(err: BaseException) -> bool:
     oom = getattr(torch.cuda, "OutOfMemoryError", ())
     return isinstance(err, oom) or (isinstance(err, RuntimeError) and "out of memory" in str(err))
 
-
-def powers_of_two(start: int, cap: int) -> list[int]:
-    return [start * 2 ** i for i in range(int(math.log2(cap // start)) + 1)]

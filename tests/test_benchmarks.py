@@ -241,3 +241,38 @@ def test_spawned_ring_reports_a_time():
         pytest.skip("needs 2 cores")
     ms = MODULES["bench_ring"].spawned_forward_ms(2, (512, 1, 4, 32, "float32", False))
     assert math.isfinite(ms) and ms > 0
+
+
+def _fake_gpu(memory_limit: int, ms_per_token: float = 0.0, quadratic: bool = False):
+    """An attempt function for largest_fitting: fits up to ``memory_limit`` tokens; records lengths tried."""
+    attempt_cls = MODULES["bench_capacity"].Attempt
+    tried = []
+
+    def attempt(n):
+        tried.append(n)
+        seconds = ms_per_token * n * (n / 4096 if quadratic else 1) / 1e3
+        return attempt_cls(n <= memory_limit and seconds <= 2.0, seconds, 1.0)
+
+    return attempt, tried
+
+
+def test_largest_fitting_bisects_past_the_last_power_of_two():
+    largest_fitting = MODULES["bench_capacity"].largest_fitting
+    attempt, tried = _fake_gpu(memory_limit=12_600_000)
+    best, result = largest_fitting(attempt, 4096, 16 * 2 ** 20, limit_s=2.0)
+    step = 2 ** 23 // 16
+    assert best % step == 0 and best <= 12_600_000 < best + step  # within 1/16 of 8M below the limit
+    assert best == 12 * 2 ** 20 and result.fits
+    assert len([n for n in tried if n > 12_600_000]) <= 5  # one failed doubling + log2(16) bisection steps
+
+
+def test_largest_fitting_stops_before_a_call_that_could_pass_the_time_limit():
+    largest_fitting = MODULES["bench_capacity"].largest_fitting
+    attempt, tried = _fake_gpu(memory_limit=2 ** 30, ms_per_token=1e-3, quadratic=True)
+    best, _ = largest_fitting(attempt, 4096, 16 * 2 ** 20, limit_s=2.0)
+    # seconds(n) = n^2 / 4096 / 1e6: 65536 takes 1.05 s, so 131072 (4.2 s) is never tried
+    assert best == 65536 and max(tried) == 65536
+    attempt, _ = _fake_gpu(memory_limit=2 ** 30)
+    assert largest_fitting(attempt, 4096, 2 ** 16, limit_s=2.0)[0] == 2 ** 16  # the cap bounds it
+    attempt, _ = _fake_gpu(memory_limit=1000)
+    assert largest_fitting(attempt, 4096, 2 ** 16, limit_s=2.0) == (0, None)  # nothing fits

@@ -1,0 +1,161 @@
+"""Where a whole attention call's time goes on one GPU: Python path, launch, kernel, synchronise.
+
+For each callable (dense SDPA per backend, ImprovedDilatedAttention and its layers, BlockSparse)
+at each length, in ms per call (batch 1, 12 heads, head_dim 64, bf16; shapes (batch, seq_len,
+num_heads, head_dim)):
+  synced     median of calls each followed by torch.cuda.synchronize (what asv's time_* measures)
+  pipelined  200 calls back to back, one synchronise, divided by 200 (launch cost hidden behind kernels)
+  cpu        median host time of one call without synchronise (Python path + launch)
+  kernel     device time per call from torch.profiler, with the kernel names
+plus a cProfile of the Improved module's host path. Output: stdout and $OUT/gpu_call_probe.md.
+
+    python scripts/gpu_call_probe.py [--seq-lens 4096,32768] [--sections calls,cprofile,flex]
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attention import IMPLEMENTATIONS  # noqa: E402
+from attention.dense import DenseAttention, available_sdpa_backends  # noqa: E402
+from attention.spec import AttentionSpec  # noqa: E402
+
+LOG: list[Path] = []
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+    if LOG:
+        with LOG[0].open("a") as f:
+            f.write(line + "\n")
+
+
+def qkv(seq_len: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator(device="cuda").manual_seed(0)
+    return tuple(torch.randn(1, seq_len, 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
+                 for _ in range(3))
+
+
+def synced_ms(fn, args, n: int = 50) -> float:
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn(*args)
+        torch.cuda.synchronize()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples)
+
+
+def pipelined_ms(fn, args, n: int = 200) -> float:
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn(*args)
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3 / n
+
+
+def cpu_ms(fn, args, n: int = 50) -> float:
+    samples = []
+    for _ in range(n):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn(*args)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    torch.cuda.synchronize()
+    return statistics.median(samples)
+
+
+def kernel_ms(fn, args, n: int = 20) -> tuple[float, str]:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(n):
+            fn(*args)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    total_us = sum(e.self_device_time_total for e in events)
+    names = ", ".join(f"{e.key[:40]} x{e.count // n}" for e in
+                      sorted(events, key=lambda e: -e.self_device_time_total)[:3])
+    return total_us / n / 1e3, names
+
+
+def callables(seq_len: int) -> dict:
+    spec = AttentionSpec(seq_len=seq_len, num_heads=12, head_dim=64, dtype="bfloat16", device="cuda")
+    out = {f"dense[{b}]": DenseAttention(backend=b)
+           for b in ["auto", *available_sdpa_backends("cuda", torch.bfloat16)] if b != "math"}
+    for name in ("ImprovedDilatedAttention", "BlockSparseAttention"):
+        out[name] = IMPLEMENTATIONS[name].build(spec)
+    from attention import triton_dilated as td
+    segs = spec.segments_for()
+    out["triton_dilated (function)"] = lambda q, k, v: td.dilated_attention_triton(q, k, v, segs, (1, 2, 4))
+    out["triton_dilated._forward"] = lambda q, k, v: td._forward(q, k, v, segs, (1, 2, 4), False, 0.125, False)
+    return out
+
+
+def calls(seq_lens) -> None:
+    say("## Per call (ms)")
+    say("| seq_len | callable | synced | pipelined | cpu | kernel | kernels |")
+    say("|---|---|---|---|---|---|---|")
+    for n in seq_lens:
+        args = qkv(n)
+        with torch.no_grad():
+            for name, fn in callables(n).items():
+                try:
+                    for _ in range(3):
+                        fn(*args)
+                    torch.cuda.synchronize()
+                    k_ms, kernels = kernel_ms(fn, args)
+                    say(f"| {n} | {name} | {synced_ms(fn, args):.4f} | {pipelined_ms(fn, args):.4f} | "
+                        f"{cpu_ms(fn, args):.4f} | {k_ms:.4f} | {kernels} |")
+                except Exception as exc:  # noqa: BLE001 - one failing callable must not hide the rest
+                    say(f"| {n} | {name} | failed: {type(exc).__name__}: {str(exc)[:100]} | | | | |")
+
+
+def cprofile_improved(seq_len: int) -> None:
+    spec = AttentionSpec(seq_len=seq_len, num_heads=12, head_dim=64, dtype="bfloat16", device="cuda")
+    fn = IMPLEMENTATIONS["ImprovedDilatedAttention"].build(spec)
+    args = qkv(seq_len)
+    with torch.no_grad():
+        fn(*args)
+        torch.cuda.synchronize()
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(200):
+            fn(*args)
+        prof.disable()
+        torch.cuda.synchronize()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+    say(f"## cProfile, 200 Improved calls at {seq_len} (host only)\n```\n{buf.getvalue()[-6000:]}\n```")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seq-lens", default="4096,32768")
+    parser.add_argument("--sections", default="calls,cprofile")
+    args = parser.parse_args()
+    out = Path(os.environ.get("OUT", "."))
+    LOG.append(out / "gpu_call_probe.md")
+    say(f"# gpu_call_probe: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    seq_lens = [int(x) for x in args.seq_lens.split(",")]
+    sections = args.sections.split(",")
+    if "calls" in sections:
+        calls(seq_lens)
+    if "cprofile" in sections:
+        cprofile_improved(seq_lens[0])
+
+
+if __name__ == "__main__":
+    main()

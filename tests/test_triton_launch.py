@@ -1,0 +1,69 @@
+"""attention._triton_launch.CachedLauncher against a fake kernel that records how it was launched.
+
+The fake mimics Triton's API: ``kernel[grid](*args, **constexprs, **options)`` compiles (counted)
+and returns a compiled kernel whose ``compiled[grid3](*all_args)`` launches it; ``arg_names`` lists
+the parameters in signature order.
+"""
+from __future__ import annotations
+
+import torch
+
+from attention._triton_launch import CachedLauncher
+
+
+class FakeCompiled:
+    def __init__(self, log):
+        self.log = log
+
+    def __getitem__(self, grid):
+        return lambda *args: self.log.append(("direct", grid, args))
+
+
+class FakeKernel:
+    arg_names = ["X", "n", "scale", "BLOCK", "EVEN"]
+
+    def __init__(self, returns_compiled=True):
+        self.log, self.compiles = [], 0
+        self.returns_compiled = returns_compiled
+
+    def __getitem__(self, grid):
+        def jit(*args, **kwargs):
+            self.compiles += 1
+            self.log.append(("jit", grid, args, kwargs))
+            return FakeCompiled(self.log) if self.returns_compiled else None
+        return jit
+
+
+def launch(launcher, x, n=64, scale=0.5, block=16, grid=(4, 2)):
+    launcher.launch(grid, (x, n, scale), {"EVEN": True, "BLOCK": block}, {"num_warps": 4})
+
+
+def test_second_call_with_same_signature_launches_the_compiled_kernel_with_all_args_in_order():
+    kernel, x = FakeKernel(), torch.zeros(8)
+    launcher = CachedLauncher(kernel)
+    launch(launcher, x)
+    launch(launcher, x, scale=0.25)  # floats are not specialised: same signature
+    assert kernel.compiles == 1
+    assert kernel.log[0][0] == "jit" and kernel.log[0][3] == {"EVEN": True, "BLOCK": 16, "num_warps": 4}
+    assert kernel.log[1] == ("direct", (4, 2, 1), (x, 64, 0.25, 16, True))  # constexprs in signature order
+
+
+def test_what_triton_specialises_on_makes_a_new_signature():
+    kernel, x = FakeKernel(), torch.zeros(16)
+    launcher = CachedLauncher(kernel)
+    launch(launcher, x)
+    launch(launcher, x, n=65)  # integer value
+    launch(launcher, x.to(torch.float64))  # pointer dtype
+    launch(launcher, x[1:])  # pointer no longer 16-byte aligned
+    launch(launcher, x, block=32)  # constexpr
+    launch(launcher, x, grid=(8, 2))  # grid
+    assert kernel.compiles == 6
+    assert launcher.cached_signatures() == 6
+
+
+def test_without_a_compiled_kernel_every_call_goes_through_the_jit_path():
+    kernel, x = FakeKernel(returns_compiled=False), torch.zeros(8)  # like TRITON_INTERPRET=1
+    launcher = CachedLauncher(kernel)
+    launch(launcher, x)
+    launch(launcher, x)
+    assert kernel.compiles == 2 and launcher.cached_signatures() == 0
