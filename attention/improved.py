@@ -105,12 +105,18 @@ class ImprovedDilatedAttention(nn.Module):
 
     def _checked_use_triton(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             dropout: float) -> bool:
-        key = (qkv_signature(q, k, v), dropout, self.backend)
+        key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), dropout, self.backend)
         use_triton = self._checked.get(key)
         if use_triton is None:
             check_qkv(q, k, v)
             check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
-            use_triton = self._checked[key] = self._use_triton(q, dropout)
+            use_triton = self._use_triton(q, dropout)
+            if use_triton:
+                _triton_module().check_inputs(q, k, v, self.segment_lengths, self.dilation_rates,
+                                              self.scale)
+            if len(self._checked) >= 1024:
+                self._checked.clear()
+            self._checked[key] = use_triton
         return use_triton
 
     def _set_last_backend(self, name: str) -> None:
@@ -123,7 +129,7 @@ class ImprovedDilatedAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if self._checked_use_triton(q, k, v, dropout):
             self._set_last_backend("triton")
-            return _triton_module().dilated_attention_triton(
+            return _triton_module().attend_checked(
                 q, k, v, self.segment_lengths, self.dilation_rates, causal, self.scale)
         self._set_last_backend("sdpa")
         return dilated_attention_sdpa(q, k, v, self.segment_lengths, self.dilation_rates,

@@ -483,7 +483,7 @@ class _DilatedAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
-_CHECKED: set[tuple] = set()  # input signatures that passed _check_inputs (validation is pure)
+_CHECKED: set[tuple] = set()  # input signatures that passed check_inputs (checks are pure)
 
 
 def _known(key: tuple) -> bool:
@@ -493,7 +493,11 @@ def _known(key: tuple) -> bool:
         return False
 
 
-def _check_inputs(q, k, v, segments, rates) -> None:
+def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[int],
+                 rates: Sequence[int], scale: float | None = None) -> None:
+    """Raise ValueError/RuntimeError naming the problem if the kernels cannot run these inputs."""
+    segments, rates = check_pattern(segments, rates)
+    check_scale(scale)
     check_qkv(q, k, v)
     check_dilated_shape(q.shape[1], q.shape[2], segments)
     # In-segment row offsets are 32-bit inside the kernels (cheaper address math).
@@ -521,19 +525,26 @@ def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     head_dim preferred (others are copied). Returns the same shape and dtype; positions a head
     does not cover are exactly 0. Differentiable when any input requires grad (Triton backward).
     ``segment_lengths`` are used as given: cap them at seq_len before calling, as the spec does.
+    Inputs are checked once per signature (shapes, strides, dtypes, devices, pattern, scale).
     """
     segments, rates = tuple(segment_lengths), tuple(dilation_rates)
     key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), segments, rates, scale)
     if not _known(key):
-        segments, rates = check_pattern(segments, rates)
-        check_scale(scale)
-        _check_inputs(q, k, v, segments, rates)
+        check_inputs(q, k, v, segments, rates, scale)
         if len(_CHECKED) >= 4096:
             _CHECKED.clear()
         _CHECKED.add(key)
+    return attend_checked(q, k, v, segments, rates, causal, scale)
+
+
+def attend_checked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],
+                   rates: tuple[int, ...], causal: bool = False,
+                   scale: float | None = None) -> torch.Tensor:
+    """``dilated_attention_triton`` for inputs that already passed ``check_inputs`` (tuples)."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
+        q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return _DilatedAttentionFunction.apply(q, k, v, segments, rates, bool(causal), scale)
     # Inference: no log-sum-exp buffer, so peak memory is q, k, v and out only.
     return _forward(q, k, v, segments, rates, bool(causal), scale, store_lse=False)[0]
