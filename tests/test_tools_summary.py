@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.summary import FORWARD, summary
+from tools.summary import FORWARD, SDPA, summary
 
 REAL = Path(__file__).resolve().parents[1] / "results" / "h100-80gb-hbm3x1"
 
@@ -38,6 +38,30 @@ def test_speed_up_is_dense_time_over_implementation_time(tmp_path):
     assert "| ImprovedDilatedAttention | 0.500 | 16.0x |" in text
     assert "| DenseAttention | 8.000 | 1.0x |" in text
     assert "4096 tokens" not in text  # no values there: no table
+
+
+def add_flash_forward(results: Path, seconds_at_32k: float) -> None:
+    """Give the one result file a bench_sdpa entry: flash SDPA forward at 32K, not causal."""
+    path = next((results / "gpu").glob("*-env.json"))
+    data = json.loads(path.read_text())
+    entry = list(data["results"][FORWARD])
+    entry[0] = [seconds_at_32k, None]
+    entry[1] = [["'flash'"], ["32768"], ["'bfloat16'"], ["False", "True"]]
+    data["results"][SDPA] = entry
+    path.write_text(json.dumps(data))
+
+
+def test_targets_are_speed_ups_against_flash_sdpa(tmp_path):
+    results = one_commit_results(tmp_path, {"DenseAttention": 8.0, "ImprovedDilatedAttention": 0.5,
+                                            "BlockSparseAttention": 1.0})
+    add_flash_forward(results, 0.010)
+    text = summary(results, "gpu")
+    assert ("| Improved forward at 32K >= 25x dense flash | 0.500 ms vs flash 10.000 ms = 20.0x "
+            "(vs dense auto 16.0x) | no |") in text
+    assert "| BlockSparse (90%) forward at 32K >= 8x | 1.000 ms vs flash 10.000 ms = 10.0x" in text
+    assert "10.0x (vs dense auto 8.0x) | yes |" in text
+    assert "| Improved forward at 4K >= 2.5x | not measured | — |" in text
+    assert "| ImprovedDilatedAttention | 0.500 | 16.0x | 20.0x |" in text  # the shape table's vs-flash column
 
 
 def test_missing_machine_and_commit_are_one_line_errors(tmp_path):

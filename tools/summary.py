@@ -1,8 +1,9 @@
 """Markdown tables of one machine's asv results: ms, speed-up vs dense, TFLOP/s, peak MiB.
 
-Reads asv's own result files (``results/<machine>/<commit>-*.json``) through asv's API. One table
-per (seq_len, causal) for the forward pass and one for forward+backward, at one commit (default:
-the newest with results), plus the history of the 32K forward across every commit.
+Reads asv's own result files (``results/<machine>/<commit>-*.json``) through asv's API: the
+targets of issue 7 as measured (speed-ups against flash SDPA, from ``bench_sdpa``), one table per
+(seq_len, causal) for the forward pass and one for forward+backward, at one commit (default: the
+newest with results), plus the history of the 32K forward across every commit.
 
 Usage: ``python -m tools.summary --machine h100-80gb-hbm3x1 [--commit SHA] [--output FILE]``
 """
@@ -22,6 +23,10 @@ BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
 TFLOPS = "bench_throughput.ForwardThroughput.track_tflops"
 PEAK = "bench_memory.CudaPeakMemory.track_peak_allocated"
 LARGEST = "bench_capacity.LargestFit.track_largest_seq_len"
+PEAK_AT_LARGEST = "bench_capacity.LargestFit.track_peak_vs_qkvo_at_largest"
+SDPA = "bench_sdpa.SdpaBackends.time_forward"
+SDPA_BACKWARD = "bench_sdpa.SdpaBackendsForwardBackward.time_forward_backward"
+HEADLINE = "32768"  # the shape issue 7 quotes: bf16, batch 1, 12 heads, head_dim 64
 HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 
 
@@ -52,20 +57,85 @@ def by_implementation(run: Results, key: str, seq_len: str, causal: str) -> dict
     return {c[0].strip("'"): v for c, v in values(run, key).items() if c[1] == seq_len and c[-1] == causal}
 
 
+def flash_time(run: Results, key: str, seq_len: str, causal: str) -> float | None:
+    """Dense flash SDPA's time at (seq_len, causal) from bench_sdpa (forward or fwd+bwd ``key``)."""
+    sdpa_key = SDPA if key == FORWARD else SDPA_BACKWARD
+    at = {c[0].strip("'"): v for c, v in values(run, sdpa_key).items() if c[1] == seq_len and c[-1] == causal}
+    return at.get("flash")
+
+
+def ratio(baseline: float | None, seconds: float | None) -> str:
+    return f"{baseline / seconds:.1f}x" if baseline and seconds else "—"
+
+
 def shape_table(run: Results, key: str, seq_len: str, causal: str) -> list[str]:
     times = by_implementation(run, key, seq_len, causal)
     tflops = by_implementation(run, TFLOPS, seq_len, causal)
     peak = by_implementation(run, PEAK, seq_len, causal)
     if not times:
         return []
-    dense = times.get("DenseAttention")
-    rows = ["| implementation | ms | vs dense | TFLOP/s | peak MiB |", "|---|---|---|---|---|"]
+    dense, flash = times.get("DenseAttention"), flash_time(run, key, seq_len, causal)
+    rows = ["| implementation | ms | vs dense | vs flash | TFLOP/s | peak MiB |", "|---|---|---|---|---|---|"]
     for name, seconds in sorted(times.items(), key=lambda kv: kv[1]):
-        ratio = f"{dense / seconds:.1f}x" if dense else "—"
         tf = f"{tflops[name]:.0f}" if key == FORWARD and name in tflops else "—"
         mib = f"{peak[name]:.1f}" if key == FORWARD and name in peak else "—"
-        rows.append(f"| {name} | {seconds * 1e3:.3f} | {ratio} | {tf} | {mib} |")
+        rows.append(f"| {name} | {seconds * 1e3:.3f} | {ratio(dense, seconds)} | {ratio(flash, seconds)} "
+                    f"| {tf} | {mib} |")
     return rows
+
+
+def _speedup_row(run: Results, target: str, key: str, name: str, seq_len: str, goal: float) -> str:
+    seconds = by_implementation(run, key, seq_len, "False").get(name)
+    flash = flash_time(run, key, seq_len, "False")
+    dense = by_implementation(run, key, seq_len, "False").get("DenseAttention")
+    if not seconds or not flash:
+        return f"| {target} | not measured | — |"
+    reached = "yes" if flash / seconds >= goal else "no"
+    return (f"| {target} | {seconds * 1e3:.3f} ms vs flash {flash * 1e3:.3f} ms = {flash / seconds:.1f}x "
+            f"(vs dense auto {ratio(dense, seconds)}) | {reached} |")
+
+
+def _never_slower_row(run: Results) -> str:
+    """Improved vs dense (auto and flash) at every measured forward length from 4K up, both causal."""
+    worst = []
+    for combo, seconds in values(run, FORWARD).items():
+        name, seq_len, causal = combo[0].strip("'"), combo[1], combo[-1]
+        if name != "ImprovedDilatedAttention" or int(seq_len) < 4096:
+            continue
+        dense = by_implementation(run, FORWARD, seq_len, causal).get("DenseAttention")
+        flash = flash_time(run, FORWARD, seq_len, causal)
+        worst += [(base / seconds, f"{label} at {seq_len}, causal={causal}")
+                  for base, label in ((dense, "dense auto"), (flash, "flash")) if base]
+    if not worst:
+        return "| never slower than dense from 4K up | not measured | — |"
+    low = min(worst)
+    return (f"| never slower than dense from 4K up | lowest speed-up {low[0]:.2f}x ({low[1]}) | "
+            f"{'yes' if low[0] >= 1.0 else 'no'} |")
+
+
+def _largest_row(run: Results) -> str:
+    combo = ("'ImprovedDilatedAttention'", "'bfloat16'", "False")
+    tokens = values(run, LARGEST).get(combo)
+    peak = values(run, PEAK_AT_LARGEST).get(combo)
+    if tokens is None:
+        return "| largest forward >= 12M tokens, peak <= 1.15x q,k,v,out | not measured | — |"
+    peak_text = f"{peak:.3f}x q,k,v,out" if peak is not None else "peak not measured"
+    reached = "yes" if tokens >= 12 * 2 ** 20 and peak is not None and peak <= 1.15 else "no"
+    return f"| largest forward >= 12M tokens, peak <= 1.15x q,k,v,out | {int(tokens):,} tokens, {peak_text} | {reached} |"
+
+
+def targets_table(run: Results) -> list[str]:
+    """Issue 7's targets at the headline shape, not causal; speed-ups are against flash SDPA."""
+    return ["| target | measured | reached |", "|---|---|---|",
+            _speedup_row(run, "Improved forward at 32K >= 25x dense flash", FORWARD,
+                         "ImprovedDilatedAttention", HEADLINE, 25.0),
+            _speedup_row(run, "Improved forward+backward at 32K >= 20x", BACKWARD,
+                         "ImprovedDilatedAttention", HEADLINE, 20.0),
+            _speedup_row(run, "Improved forward at 4K >= 2.5x", FORWARD, "ImprovedDilatedAttention",
+                         "4096", 2.5),
+            _never_slower_row(run), _largest_row(run),
+            _speedup_row(run, "BlockSparse (90%) forward at 32K >= 8x", FORWARD, "BlockSparseAttention",
+                         HEADLINE, 8.0)]
 
 
 def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
@@ -77,7 +147,8 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
         raise SystemExit(f"error: no results for commit {commit!r} on {machine!r}")
     run = chosen[-1]
     gpu = facts.get("gpu") or facts.get("cpu", "?")
-    lines = [f"# {machine}: {gpu}, torch {facts.get('torch', '?')}, commit {run.commit_hash[:8]}", ""]
+    lines = [f"# {machine}: {gpu}, torch {facts.get('torch', '?')}, commit {run.commit_hash[:8]}", "",
+             "## issue 7 targets (not causal)", "", *targets_table(run), ""]
     for key, label in ((FORWARD, "forward"), (BACKWARD, "forward+backward")):
         combos = sorted({(c[1], c[-1]) for c in values(run, key)}, key=lambda sc: (int(sc[0]), sc[1]))
         for seq_len, causal in combos:
@@ -85,10 +156,11 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
                       *shape_table(run, key, seq_len, causal), ""]
     largest = values(run, LARGEST)
     if largest:
-        lines += ["## largest forward (tokens)", "", "| implementation | dtype | causal | tokens |",
-                  "|---|---|---|---|"]
-        lines += [f"| {c[0].strip(chr(39))} | {c[1].strip(chr(39))} | {c[2]} | {int(v):,} |"
-                  for c, v in largest.items()] + [""]
+        peaks = values(run, PEAK_AT_LARGEST)
+        lines += ["## largest forward (tokens)", "",
+                  "| implementation | dtype | causal | tokens | peak / (q+k+v+out) |", "|---|---|---|---|---|"]
+        lines += [f"| {c[0].strip(chr(39))} | {c[1].strip(chr(39))} | {c[2]} | {int(v):,} | "
+                  f"{f'{peaks[c]:.3f}x' if c in peaks else '—'} |" for c, v in largest.items()] + [""]
     lines += ["## history: forward at 32768 tokens, not causal (ms)", "",
               "| commit | " + " | ".join(HISTORY) + " |", "|---" * (len(HISTORY) + 1) + "|"]
     for r in runs:
