@@ -16,6 +16,7 @@ imported) the kernel also runs on CPU tensors, slowly, which is what the tests u
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -175,13 +176,18 @@ def _is_pow2(x: int) -> bool:
     return x > 0 and x & (x - 1) == 0
 
 
+@functools.lru_cache(maxsize=None)
+def _default_config(head_dim: int, block_size: int, interpreting: bool) -> KernelConfig:
+    cfg = _INTERPRET_CONFIG if interpreting else FWD_CONFIGS[head_dim]
+    # gcd with a power of two: the largest power of two that divides block_size (>= 16).
+    return KernelConfig(math.gcd(cfg.block_m, block_size), math.gcd(cfg.block_n, block_size),
+                        cfg.num_warps, cfg.num_stages)
+
+
 def _tile_config(head_dim: int, block_size: int, config: KernelConfig | None) -> KernelConfig:
     """``config`` checked against the pattern, or the table's default cut down to fit the block."""
     if config is None:
-        cfg = _INTERPRET_CONFIG if _interpreting() else FWD_CONFIGS[head_dim]
-        # gcd with a power of two: the largest power of two that divides block_size (>= 16).
-        return KernelConfig(math.gcd(cfg.block_m, block_size), math.gcd(cfg.block_n, block_size),
-                            cfg.num_warps, cfg.num_stages)
+        return _default_config(head_dim, block_size, _interpreting())  # cached: no per-call building
     for name, tile in (("block_m", config.block_m), ("block_n", config.block_n)):
         if not _is_pow2(tile) or tile < 16 or block_size % tile:
             raise ValueError(f"config {name} {tile} must be a power of two >= 16 dividing "
@@ -259,8 +265,7 @@ def block_sparse_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     grid = (pattern.num_blocks * (pattern.block_size // cfg.block_m) * b * h,)
     _block_sparse_fwd_kernel[grid](
         q, k, v, out, tables.kv_offsets, tables.kv_index, tables.row_order,
-        q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), n, h, b * h, scale * _LOG2E,
+        *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], n, h, b * h, scale * _LOG2E,
         HEAD_DIM=d, BLOCK_SIZE=pattern.block_size, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
         CAUSAL=pattern.causal, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return out
