@@ -100,7 +100,8 @@ def _block_sparse_fwd_kernel(Q, K, V, O, KV_OFFSETS, KV_INDEX, ROW_ORDER,
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
 
-    # One flat loop over (key block, tile inside it) pipelines better than two nested loops.
+    # One flat loop over (key block, tile inside it), so the software pipeliner sees a single
+    # loop; compiled for sm_90 it prefetches the index, K and V loads with async copies.
     first = tl.load(KV_OFFSETS + q_block)
     count = tl.load(KV_OFFSETS + q_block + 1) - first
     for t in range(0, count * TILES_N):
