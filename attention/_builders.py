@@ -111,9 +111,15 @@ def block_pattern(spec: AttentionSpec) -> BlockPattern:
     return BlockPattern.make(spec.seq_len, spec.block_size, spec.block_pattern, spec.sparsity, spec.causal)
 
 
+MAX_LAYOUT_BLOCKS = 16384  # BlockPattern's layout is a dense bool matrix: 16384^2 = 256 MiB
+
+
 def supports_block_sparse(spec: AttentionSpec) -> str | None:
     if spec.block_size <= 0 or spec.seq_len % spec.block_size != 0:
         return f"seq_len {spec.seq_len} is not a multiple of block_size {spec.block_size}"
+    if spec.seq_len // spec.block_size > MAX_LAYOUT_BLOCKS:
+        return (f"{spec.seq_len // spec.block_size} blocks of {spec.block_size} tokens: the dense block "
+                f"layout (blocks x blocks) is capped at {MAX_LAYOUT_BLOCKS} blocks")
     return _device_reason(spec)
 
 

@@ -4,15 +4,18 @@ q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``. The patter
 ``BlockPattern`` holds a boolean ``(num_blocks, num_blocks)`` layout (query block i may attend key
 block j), shared by every head and batch element, in the spirit of flex_attention's ``BlockMask``.
 
-Two ways to run it, same function:
+Three ways to run it, same function:
 
+- "triton": ``attention.triton_block_sparse``, one fused kernel walking each query block's list of
+  key blocks, reading q/k/v in place. Forward only (inference), CUDA fp16/bf16.
 - "flex": ``torch.nn.attention.flex_attention`` with a ``BlockMask`` built from the layout
   (torch.compile'd on CUDA; eager elsewhere, which materialises the full score matrix and is slow).
 - "gather": gather the key/value blocks each query block attends, then one batched SDPA call per
   bucket of query blocks with similar block counts (rows padded within a bucket and masked).
   Memory grows with the allowed blocks, never n^2.
 
-"auto" picks flex on CUDA and gather elsewhere; ``last_backend`` records which ran.
+"auto" picks triton on CUDA when no gradient is needed and the kernel can run the input, flex on
+CUDA otherwise, gather elsewhere; ``last_backend`` records which ran.
 """
 from __future__ import annotations
 
@@ -22,10 +25,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_qkv, check_scale
+from ._validate import check_qkv, check_scale, qkv_signature
 
 PATTERN_KINDS = ("local", "dilated", "global", "local_dilated_global")
-BACKENDS = ("auto", "flex", "gather")
+BACKENDS = ("auto", "triton", "flex", "gather")
+_TRITON_MODULE: list = []  # [module or None] once looked up
+
+
+def _triton_module():
+    # Lazy: the Triton kernel is optional (no triton on this build, e.g. macOS CPU).
+    if not _TRITON_MODULE:
+        try:
+            from . import triton_block_sparse
+        except ImportError:
+            triton_block_sparse = None
+        _TRITON_MODULE.append(triton_block_sparse)
+    return _TRITON_MODULE[0]
 
 
 def _band(nb: int, width: int) -> torch.Tensor:
@@ -280,6 +295,9 @@ class BlockSparseAttention(nn.Module):
         self._pattern = block_pattern
         self._pattern_fixed = block_pattern is not None
         self.last_backend: str | None = None
+        # Input signature (+ whether a gradient is needed) -> backend; the pattern follows seq_len,
+        # which is in the signature, so a known signature also means the current pattern fits.
+        self._checked: dict[tuple, str] = {}
 
     def pattern_for(self, seq_len: int) -> BlockPattern:
         p = self._pattern
@@ -290,16 +308,41 @@ class BlockSparseAttention(nn.Module):
         self._pattern = BlockPattern.make(seq_len, self.block_size, self.pattern_kind, self.sparsity, self.causal)
         return self._pattern
 
+    def _choose_backend(self, q: torch.Tensor, pattern: BlockPattern, needs_grad: bool) -> str:
+        if self.backend in ("flex", "gather"):
+            return self.backend
+        mod = _triton_module()
+        triton_ok = (q.is_cuda and not needs_grad and mod is not None
+                     and mod.block_sparse_triton_available(q, pattern))
+        if self.backend == "triton":
+            if not triton_ok:
+                raise RuntimeError("the Triton block-sparse kernel cannot run this input: it needs CUDA "
+                                   "fp16/bf16, head_dim 16/32/64/128, block_size a multiple of 16, no gradient")
+            return "triton"
+        return "triton" if triton_ok else "flex" if q.is_cuda else "gather"
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        check_qkv(q, k, v)
-        pattern = self.pattern_for(q.shape[1])
-        use_flex = self.backend == "flex" or (self.backend == "auto" and q.is_cuda)
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-        if use_flex and not q.is_cuda:
-            if needs_grad:
+        needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+        key = (qkv_signature(q, k, v), needs_grad, self.backend)
+        pattern = self._pattern
+        if pattern is None or pattern.num_blocks * pattern.block_size != q.shape[1]:
+            check_qkv(q, k, v)
+            pattern = self.pattern_for(q.shape[1])
+        if key not in self._checked:  # the checks read only shapes, dtypes and devices
+            check_qkv(q, k, v)
+            backend = self._choose_backend(q, pattern, needs_grad)
+            if backend == "flex" and not q.is_cuda and needs_grad:
                 raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
                                    "use backend='gather' (or 'auto') for gradients on CPU")
+            if len(self._checked) >= 1024:
+                self._checked.clear()
+            self._checked[key] = backend
+        backend = self._checked[key]
+        if self.last_backend != backend:  # nn.Module.__setattr__ is slow enough to show per call
+            self.last_backend = backend
+        if backend == "triton":
+            return _triton_module().block_sparse_attention_triton(q, k, v, pattern, self.scale)
+        if backend == "flex" and not q.is_cuda:
             q, k, v = q.detach(), k.detach(), v.detach()  # flex refuses CPU inputs that require grad
-        self.last_backend = "flex" if use_flex else "gather"
-        run = block_sparse_flex if use_flex else block_sparse_gather
+        run = block_sparse_flex if backend == "flex" else block_sparse_gather
         return run(q, k, v, pattern, self.scale)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validate import check_qkv, check_scale
+from ._triton_launch import CachedLauncher
+from ._validate import check_qkv, check_scale, qkv_signature
 from .triton_dilated import KernelConfig, _interpreting, _jit, tl, triton
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -229,14 +230,21 @@ def _check_inputs(q, k, v, pattern) -> None:
     if pattern.block_size < 16 or pattern.block_size % 16:
         raise ValueError(f"block_sparse_attention_triton needs block_size a multiple of 16, "
                          f"got {pattern.block_size}")
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-        raise RuntimeError("block_sparse_attention_triton is forward-only: call it under "
-                           "torch.no_grad() or with inputs that do not require grad")
+    _refuse_grad(q, k, v)
     if triton is None:
         raise RuntimeError("block_sparse_attention_triton needs the triton package, which is not installed")
     if not (q.is_cuda or _interpreting()):
         raise ValueError(f"block_sparse_attention_triton needs CUDA tensors (or TRITON_INTERPRET=1), "
                          f"got device {q.device}")
+
+
+def _refuse_grad(q, k, v) -> None:
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        raise RuntimeError("block_sparse_attention_triton is forward-only: call it under "
+                           "torch.no_grad() or with inputs that do not require grad")
+
+
+_CHECKED: set[tuple] = set()  # (input signature, pattern, scale, config) that passed the checks
 
 
 def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
@@ -255,18 +263,28 @@ def block_sparse_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     the tile table (block_m, block_n: powers of two >= 16 dividing block_size), for sweeps.
     Raises RuntimeError when autograd would need a gradient (no backward here).
     """
-    check_scale(scale)
-    _check_inputs(q, k, v, pattern)
+    _refuse_grad(q, k, v)
+    key = (qkv_signature(q, k, v), pattern, scale, config)
+    if key not in _CHECKED:  # checks read only shapes, dtypes, devices: once per signature
+        check_scale(scale)
+        _check_inputs(q, k, v, pattern)
+        if len(_CHECKED) >= 4096:
+            _CHECKED.clear()
+        _CHECKED.add(key)
     b, n, h, d = q.shape
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     cfg = _tile_config(d, pattern.block_size, config)
     q, k, v = _unit_last_stride(q), _unit_last_stride(k), _unit_last_stride(v)
     tables = kernel_pattern(pattern, q.device)
     out = torch.empty((b, n, h, d), device=q.device, dtype=q.dtype)
-    grid = (pattern.num_blocks * (pattern.block_size // cfg.block_m) * b * h,)
-    _block_sparse_fwd_kernel[grid](
-        q, k, v, out, tables.kv_offsets, tables.kv_index, tables.row_order,
-        *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], n, h, b * h, scale * _LOG2E,
-        HEAD_DIM=d, BLOCK_SIZE=pattern.block_size, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-        CAUSAL=pattern.causal, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    _FWD.launch(
+        (pattern.num_blocks * (pattern.block_size // cfg.block_m) * b * h,),
+        (q, k, v, out, tables.kv_offsets, tables.kv_index, tables.row_order,
+         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], n, h, b * h, scale * _LOG2E),
+        dict(HEAD_DIM=d, BLOCK_SIZE=pattern.block_size, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+             CAUSAL=pattern.causal),
+        dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
     return out
+
+
+_FWD = CachedLauncher(_block_sparse_fwd_kernel)

@@ -61,6 +61,20 @@ def test_flex_backward_on_cpu_is_a_clear_error(make_qkv):
         BlockSparseAttention(block_size=BLOCK, backend="flex")(q, k, v)
 
 
+def test_alternating_lengths_each_use_their_own_pattern(make_qkv, check_against):
+    """Checks are cached per input signature; the pattern must still follow each call's seq_len."""
+    module = BlockSparseAttention(block_size=BLOCK, sparsity=0.6)
+    short, long = make_qkv((1, SEQ, HEADS, 8)), make_qkv((1, 2 * SEQ, HEADS, 8))
+    for q, k, v in (short, long, short, long):
+        pattern = BlockPattern.make(q.shape[1], BLOCK, "local_dilated_global", 0.6)
+        check_against(module, reference_for(pattern), q, k, v)
+
+
+def test_triton_backend_refuses_cpu_with_a_clear_error(make_qkv):
+    with pytest.raises(RuntimeError, match="Triton block-sparse kernel cannot run"):
+        BlockSparseAttention(block_size=BLOCK, backend="triton")(*make_qkv((1, SEQ, HEADS, 8)))
+
+
 def test_auto_uses_gather_on_cpu(make_qkv):
     module = BlockSparseAttention(block_size=BLOCK)
     module(*make_qkv((1, SEQ, HEADS, 8)))
