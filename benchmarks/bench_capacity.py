@@ -77,7 +77,8 @@ if common.DEVICE == "cuda":
         forward runs without OOM within the profile's per-call limit; and that call's peak memory
         as a multiple of q + k + v + out (inputs are part of the peak, so 1.0 is the floor)."""
 
-        params = [list(common.IMPLEMENTATIONS), list(common.PROFILE.dtypes), [False, True]]
+        params = [list(common.IMPLEMENTATIONS), list(common.PROFILE.dtypes),
+                  list(common.PROFILE.detail_causals or (False, True))]
         param_names = ["implementation", "dtype", "causal"]
         timeout = 1800
         rounds = 1

@@ -10,7 +10,7 @@ if common.DEVICE == "cuda":
     class CudaPeakMemory:
         """torch.cuda.max_memory_allocated during one forward after a reset (inputs included)."""
 
-        params = common.shape_params(common.PROFILE.memory_seq_lens)
+        params = common.shape_params(common.PROFILE.memory_seq_lens, causals=common.PROFILE.detail_causals)
         param_names = common.SHAPE_PARAM_NAMES
         unit = "MiB"
 
@@ -28,7 +28,7 @@ else:
         ``peakmem_forward``: asv's whole-process peak RSS, interpreter and torch included.
         """
 
-        params = common.shape_params(common.PROFILE.memory_seq_lens)
+        params = common.shape_params(common.PROFILE.memory_seq_lens, causals=common.PROFILE.detail_causals)
         param_names = common.SHAPE_PARAM_NAMES
         unit = "MiB"
 

@@ -18,6 +18,8 @@ PARAM_NAMES = ["backend", "seq_len", "dtype", "causal"]
 def _dense(backend: str, seq_len: int, dtype: str, causal: bool, backward: bool):
     """(module, q, k, v) for one backend, or a skip where this build/device lacks it."""
     common.prepare_process()
+    if backend == "math" and common.DEVICE == "cuda" and seq_len > 16384:
+        common.skip("math SDPA materialises the seq_len^2 scores (tens of GB past 16K): not a baseline there")
     dense = common.optional_module("attention.dense")
     if not hasattr(dense, "available_sdpa_backends"):
         common.skip("attention.dense has no SDPA backend selection at this commit")
@@ -44,11 +46,11 @@ class SdpaBackends(common.Timed):
 class SdpaBackendsForwardBackward(common.Timed):
     """The same, forward and backward (gradients of q, k, v), device synchronised."""
 
-    params, param_names = PARAMS, PARAM_NAMES
+    params = [BACKENDS, list(common.PROFILE.backward_seq_lens or common.PROFILE.sdpa_seq_lens),
+              list(common.PROFILE.dtypes), list(common.PROFILE.causals)]
+    param_names = PARAM_NAMES
 
     def setup(self, backend, seq_len, dtype, causal):
-        if backend == "math" and common.DEVICE == "cuda" and seq_len > 16384:
-            common.skip("math SDPA materialises seq_len^2 scores and their gradient: out of memory")
         self.fn, self.qkv = _dense(backend, seq_len, dtype, causal, backward=True)
         self.grad_out = torch.ones_like(self.qkv[0])
         self.time_forward_backward(backend, seq_len, dtype, causal)  # warm-up

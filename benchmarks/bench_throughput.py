@@ -8,7 +8,7 @@ from . import common
 
 
 class ForwardThroughput:
-    params = common.shape_params(common.PROFILE.throughput_seq_lens)
+    params = common.shape_params(common.PROFILE.throughput_seq_lens, causals=common.PROFILE.detail_causals)
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):
@@ -27,7 +27,7 @@ class ForwardThroughput:
 
 
 class ForwardBackwardThroughput:
-    params = common.shape_params(common.PROFILE.throughput_seq_lens)
+    params = common.shape_params(common.PROFILE.throughput_seq_lens, causals=common.PROFILE.detail_causals)
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):

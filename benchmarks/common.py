@@ -41,6 +41,11 @@ try:  # The package under test, imported before fork for the same reason; an old
     import attention  # noqa: F401  # lack it or fail to import: that becomes a skip, later.
 except Exception:  # noqa: BLE001
     pass
+for _lazy in ("attention.triton_dilated", "attention.triton_block_sparse"):
+    try:  # Imported lazily by the package on a GPU's first call: importing triton costs ~0.5 s
+        importlib.import_module(_lazy)  # per benchmark process; paid once here (no CUDA init).
+    except Exception:  # noqa: BLE001 - absent at this commit or without triton: nothing to pay
+        pass
 
 # Every implementation the suite tracks; tests/test_benchmarks.py fails when the registry holds
 # one that is missing here. Append only (keeps old results' parameter indices valid).
@@ -77,6 +82,8 @@ class Profile:
     backward_seq_lens: tuple[int, ...] = ()
     memory_seq_lens: tuple[int, ...] = ()
     throughput_seq_lens: tuple[int, ...] = ()
+    # Causal values for the throughput and memory families; empty means "same as causals".
+    detail_causals: tuple[bool, ...] = ()
     throughput_repeats: int = 5  # median of this many synchronised calls after the warm-up
     largest_fit_start: int = 4096
     largest_fit_cap: int = 16 * 2 ** 20
@@ -110,15 +117,17 @@ STANDARD_CUDA = Profile(
     largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2)
 
 # The GPU sweep of issue 7 (bf16, batch 1, 12 heads, head_dim 64). Sized so one commit takes
-# about 5 minutes on an H100 (asv starts a process per parameter set, ~1 s each): every time
-# family at every length, throughput and memory at the short and the headline length, and at most
-# 20 samples or 1 s of samples per set (calls take 0.05-100 ms; the spread shows in the results).
+# about 6 minutes on an H100 (asv starts a process per parameter set, 1.5-4 s each with CUDA
+# and library start-up): forward at every length, forward+backward at 4K and 32K, both causal;
+# throughput and memory at the headline shape (32K, not causal); at most 20 samples or 1 s of
+# samples per set (calls take 0.05-300 ms; the spread shows in the results).
 FULL = Profile(
     name="full", seq_lens=(4096, 8192, 16384, 32768), batches=(1,), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 8192, 16384, 32768), accuracy_seq_len=2048,
-    memory_seq_lens=(4096, 32768), throughput_seq_lens=(32768,), largest_fit_call_limit_s=2.0,
-    cuda_only=True, repeat=(5, 20, 1.0), warmup_time=0.25, rounds=1)
+    backward_seq_lens=(4096, 32768), memory_seq_lens=(32768,), throughput_seq_lens=(32768,),
+    detail_causals=(False,), largest_fit_call_limit_s=2.0, cuda_only=True, repeat=(5, 20, 1.0),
+    warmup_time=0.1, rounds=1)
 
 
 def _cuda_available() -> bool:
@@ -189,11 +198,12 @@ SHAPE_PARAM_NAMES = ["implementation", "seq_len", "batch", "heads", "head_dim", 
 
 
 def shape_params(seq_lens: tuple[int, ...] = (),
-                 implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[list]:
+                 implementations: tuple[str, ...] = IMPLEMENTATIONS,
+                 causals: tuple[bool, ...] = ()) -> list[list]:
     """[implementations, seq_lens, batches, heads, head_dims, dtypes, causals] of the profile."""
     p = PROFILE
     return [list(implementations), list(seq_lens or p.seq_lens), list(p.batches), list(p.heads),
-            list(p.head_dims), list(p.dtypes), list(p.causals)]
+            list(p.head_dims), list(p.dtypes), list(causals or p.causals)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ num_heads, head_dim)):
   kernel     device time per call from torch.profiler, with the kernel names
 plus a cProfile of the Improved module's host path. Output: stdout and $OUT/gpu_call_probe.md.
 
-    python scripts/gpu_call_probe.py [--seq-lens 4096,32768] [--sections calls,cprofile,flex]
+    python scripts/gpu_call_probe.py [--seq-lens 4096,32768] [--sections calls,cprofile,block_sparse]
 """
 from __future__ import annotations
 
@@ -141,6 +141,47 @@ def cprofile_improved(seq_len: int) -> None:
     say(f"## cProfile, 200 Improved calls at {seq_len} (host only)\n```\n{buf.getvalue()[-6000:]}\n```")
 
 
+def block_sparse(seq_len: int) -> None:
+    """The Triton block-sparse kernel: bf16 correctness vs float32 masked SDPA, then a tile sweep."""
+    import torch.nn.functional as F
+    from triton.testing import do_bench
+
+    from attention import triton_block_sparse as tbs
+    from attention.block_sparse import BlockPattern
+    from attention.triton_dilated import KernelConfig
+
+    say("## Triton block-sparse: correctness (max |err| / max |ref|, bf16 vs float32 masked SDPA)")
+    for causal in (False, True):
+        for packed in (False, True):
+            pattern = BlockPattern.make(4096, 128, "local_dilated_global", 0.9, causal)
+            g = torch.Generator(device="cuda").manual_seed(1)
+            if packed:
+                qkv_packed = torch.randn(2, 4096, 3, 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
+                q, k, v = qkv_packed.unbind(2)
+            else:
+                q, k, v = (torch.randn(2, 4096, 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
+                           for _ in range(3))
+            with torch.no_grad():
+                out = tbs.block_sparse_attention_triton(q, k, v, pattern)
+                mask = pattern.token_mask("cuda")
+                ref = F.scaled_dot_product_attention(*(t.float().transpose(1, 2) for t in (q, k, v)),
+                                                     attn_mask=mask).transpose(1, 2)
+            err = ((out.float() - ref).abs().max() / ref.abs().max()).item()
+            say(f"causal={causal} packed={packed} sparsity={pattern.sparsity():.3f}: {err:.2e} "
+                f"{'PASS' if err < 2e-2 else 'FAIL'}")
+    say(f"## Triton block-sparse tile sweep at {seq_len} (do_bench median ms, not causal)")
+    pattern = BlockPattern.make(seq_len, 128, "local_dilated_global", 0.9, False)
+    q, k, v = qkv(seq_len)
+    for cfg in [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4),
+                (64, 128, 4, 3), (128, 64, 4, 4), (64, 64, 4, 4)]:
+        try:
+            ms = do_bench(lambda: tbs.block_sparse_attention_triton(q, k, v, pattern, config=KernelConfig(*cfg)),
+                          warmup=25, rep=100, return_mode="median")
+            say(f"{cfg}: {ms:.4f} ms")
+        except Exception as exc:  # noqa: BLE001 - a tile that does not fit is just reported
+            say(f"{cfg}: failed {type(exc).__name__}: {str(exc)[:80]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-lens", default="4096,32768")
@@ -155,6 +196,8 @@ def main() -> None:
         calls(seq_lens)
     if "cprofile" in sections:
         cprofile_improved(seq_lens[0])
+    if "block_sparse" in sections:
+        block_sparse(seq_lens[-1])
 
 
 if __name__ == "__main__":
