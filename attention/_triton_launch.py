@@ -42,10 +42,13 @@ class CachedLauncher:
         self._runners: dict[tuple, tuple[Callable[..., None], tuple]] = {}
 
     def launch(self, grid: Sequence[int], args: Sequence[Any], constexprs: dict[str, Any],
-               options: dict[str, Any]) -> None:
-        device = args[0].get_device() if isinstance(args[0], torch.Tensor) else None
-        key = (tuple(grid), tuple(_arg_key(a) for a in args), tuple(constexprs.items()),
-               tuple(options.items()), device)
+               options: dict[str, Any], key: tuple | None = None) -> None:
+        """Launch; ``key``, when given, must determine everything Triton specialises on (a caller
+        that keeps per-shape plans can build it cheaper than the generic key below)."""
+        if key is None:
+            device = args[0].get_device() if isinstance(args[0], torch.Tensor) else None
+            key = (tuple(grid), tuple(_arg_key(a) for a in args), tuple(constexprs.items()),
+                   tuple(options.items()), device)
         cached = self._runners.get(key)
         if cached is not None:
             runner, tail = cached

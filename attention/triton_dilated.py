@@ -413,30 +413,61 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+@dataclass(frozen=True)
+class _ForwardPlan:
+    """Everything a forward launch derives from shapes, strides and the pattern, made once."""
+
+    grid: tuple[int, int]
+    tables: tuple[torch.Tensor, torch.Tensor]  # per-head segment length and rate (int32)
+    scalars: tuple  # strides of q, k, v, seq_len, heads, scale * log2(e)
+    constexprs: dict
+    options: dict
+
+
+_FORWARD_PLANS: dict[tuple, _ForwardPlan] = {}
+
+
+def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
+                  cfg: KernelConfig, zero_fill: bool) -> _ForwardPlan:
+    b, n, h, d = q.shape
+    if causal and cfg.block_m % cfg.block_n:
+        raise ValueError(f"causal forward needs block_m {cfg.block_m} to be a multiple of "
+                         f"block_n {cfg.block_n}")
+    return _ForwardPlan(
+        grid=(_grid_blocks(segments, rates, n, cfg.block_m), b * h),
+        tables=_per_head_pattern(segments, rates, h, q.device),
+        scalars=(*_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale * _LOG2E),
+        constexprs=dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+                        STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
+                        ZERO_FILL=zero_fill),
+        options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+
+
 def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
              config: KernelConfig | None = None, zero_fill_in_kernel: bool = True):
     """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32.
 
     ``zero_fill_in_kernel=False`` memsets the output first instead (kept to measure the choice).
+    The launch plan is cached per (shapes, strides, dtype, device, pattern, options), and the
+    Triton launcher's key is that plus the inputs' 16-byte alignment (outputs are fresh, aligned).
     """
-    b, n, h, d = q.shape
-    cfg = config or _config(FWD_CONFIGS, d)
-    if causal and cfg.block_m % cfg.block_n:
-        raise ValueError(f"causal forward needs block_m {cfg.block_m} to be a multiple of "
-                         f"block_n {cfg.block_n}")
+    cfg = config or _config(FWD_CONFIGS, q.shape[-1])
+    key = (q.shape, q.stride(), k.stride(), v.stride(), q.dtype, q.device, segments, rates,
+           causal, scale, store_lse, cfg, zero_fill_in_kernel)
+    plan = _FORWARD_PLANS.get(key)
+    if plan is None:
+        plan = _forward_plan(q, k, v, segments, rates, causal, scale, store_lse, cfg, zero_fill_in_kernel)
+        if len(_FORWARD_PLANS) >= 1024:
+            _FORWARD_PLANS.clear()
+        _FORWARD_PLANS[key] = plan
     # With in-kernel zero fill every element is written by the kernel, so no memset is needed.
     alloc = torch.empty if zero_fill_in_kernel else torch.zeros
     out = alloc(q.shape, device=q.device, dtype=q.dtype)  # contiguous, as the kernel assumes
+    b, n, h, _ = q.shape
     lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
-    w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
-    _FWD.launch(
-        (_grid_blocks(segments, rates, n, cfg.block_m), b * h),
-        (q, k, v, out, lse, w_of_head, r_of_head,
-         *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale * _LOG2E),
-        dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
-             STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-             ZERO_FILL=zero_fill_in_kernel),
-        dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+    aligned = (q.data_ptr() % 16 == 0, k.data_ptr() % 16 == 0, v.data_ptr() % 16 == 0)
+    _FWD.launch(plan.grid, (q, k, v, out, lse, *plan.tables, *plan.scalars), plan.constexprs,
+                plan.options, key=(key, aligned))
     return out, (lse if store_lse else None)
 
 
