@@ -1,4 +1,5 @@
 """Largest sequence whose forward fits on the GPU (tokens), and its peak memory (x q, k, v, out)."""
+import sys
 import time
 from typing import Callable, NamedTuple
 
@@ -18,21 +19,23 @@ def largest_fitting(attempt: Callable[[int], Attempt], start: int, cap: int,
     """(largest length in [start, cap] that fits, its attempt): doubling, then bisection.
 
     Doubling from ``start`` stops at the first length that does not fit, or before a length whose
-    call could pass ``limit_s`` (the last took over a quarter of it, and time can grow 4x per
-    doubling). Between the last fit and an out-of-memory failure, bisection in steps of
-    ``max(start, last_fit // 16)`` finds the boundary within 1/16, so 12M tokens is not reported as 8M.
+    call is predicted to pass ``limit_s`` (the last call's time times the growth seen over the last
+    doubling, taken between 2x and 4x: linear and quadratic patterns). Between the last fit and a
+    failure, bisection in steps of ``max(start, last_fit // 16)`` finds the boundary within 1/16,
+    so 12M tokens is not reported as 8M.
     """
     best, best_attempt, failed_at = 0, None, None
-    length = start
+    length, previous_seconds = start, None
     while length <= cap:
         result = attempt(length)
         if not result.fits:
             failed_at = length
             break
         best, best_attempt = length, result
-        if result.seconds * 4 > limit_s:
+        growth = 4.0 if not previous_seconds else min(4.0, max(2.0, result.seconds / previous_seconds))
+        if result.seconds * growth > limit_s:
             break
-        length *= 2
+        length, previous_seconds = length * 2, result.seconds
     if best and failed_at:
         step, lo, hi = max(start, best // 16), best, failed_at
         while hi - lo > step:
@@ -51,22 +54,27 @@ def _attempt(name: str, seq_len: int, base_params: tuple, limit_s: float) -> Att
     try:
         torch.cuda.reset_peak_memory_stats()
         case = common.AttentionCase(name, seq_len, *base_params, warmup=False)
-        q = case.qkv[0]
-        qkvo_mib = 4 * q.numel() * q.element_size() / common.MIB
+        qkvo_mib = 4 * case.qkv[0].numel() * case.qkv[0].element_size() / common.MIB
+        common.sync()  # the inputs are drawn asynchronously: not part of the call's time
         start = time.perf_counter()
         case.forward()
         seconds = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated() / common.MIB
-        return Attempt(seconds <= limit_s, seconds, peak / qkvo_mib)
-    except NotImplementedError:
-        return Attempt(False, 0.0, float("nan"))
+        result = Attempt(seconds <= limit_s, seconds, peak / qkvo_mib)
+        why = "" if result.fits else f" (over the {limit_s} s limit)"
+    except NotImplementedError as err:
+        result, why = Attempt(False, 0.0, float("nan")), f" (declined: {err})"
     except Exception as err:  # noqa: BLE001 - only OOM is an answer; anything else is re-raised
         if not common.is_out_of_memory(err):
             raise
-        return Attempt(False, 0.0, float("nan"))
+        result, why = Attempt(False, 0.0, float("nan")), " (out of memory)"
     finally:
         case = None
         torch.cuda.empty_cache()
+    # asv shows a benchmark's stderr (--show-stderr): the search explains its own answer.
+    print(f"LargestFit {name} {seq_len:,} tokens: {'fits' if result.fits else 'does not fit'}{why}, "
+          f"{result.seconds:.3f} s, peak {result.peak_ratio:.3f}x q,k,v,out", file=sys.stderr)
+    return result
 
 
 # GPU only: on CPU the class is not defined at all (no placeholder results).

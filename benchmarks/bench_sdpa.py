@@ -9,7 +9,8 @@ import torch
 from . import common
 
 # torch's CPU build has only these two; listing the GPU-only ones on CPU would just add skips.
-BACKENDS = ["math", "flash", "efficient", "cudnn"] if common.DEVICE == "cuda" else ["math", "flash"]
+BACKENDS = list(common.PROFILE.sdpa_backends) or (
+    ["math", "flash", "efficient", "cudnn"] if common.DEVICE == "cuda" else ["math", "flash"])
 PARAMS = [BACKENDS, list(common.PROFILE.sdpa_seq_lens), list(common.PROFILE.dtypes),
           list(common.PROFILE.causals)]
 PARAM_NAMES = ["backend", "seq_len", "dtype", "causal"]

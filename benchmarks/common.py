@@ -82,8 +82,9 @@ class Profile:
     backward_seq_lens: tuple[int, ...] = ()
     memory_seq_lens: tuple[int, ...] = ()
     throughput_seq_lens: tuple[int, ...] = ()
-    # Causal values for the throughput and memory families; empty means "same as causals".
+    # Causal values for the throughput, memory and capacity families; empty: "same as causals".
     detail_causals: tuple[bool, ...] = ()
+    sdpa_backends: tuple[str, ...] = ()  # bench_sdpa's backends; empty: every one the device has
     throughput_repeats: int = 5  # median of this many synchronised calls after the warm-up
     largest_fit_start: int = 4096
     largest_fit_cap: int = 16 * 2 ** 20
@@ -117,17 +118,17 @@ STANDARD_CUDA = Profile(
     largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2)
 
 # The GPU sweep of issue 7 (bf16, batch 1, 12 heads, head_dim 64). Sized so one commit takes
-# about 6 minutes on an H100 (asv starts a process per parameter set, 1.5-4 s each with CUDA
-# and library start-up): forward at every length, forward+backward at 4K and 32K, both causal;
-# throughput and memory at the headline shape (32K, not causal); at most 20 samples or 1 s of
-# samples per set (calls take 0.05-300 ms; the spread shows in the results).
+# about 5 minutes on an H100 (asv starts a process per parameter set, 1.5-4 s each with CUDA
+# and library start-up; 190 sets took over 8 minutes): forward at every length, both causal,
+# against flash and cuDNN SDPA; forward+backward, throughput, memory and capacity at the headline
+# shape (32K; not causal for the last three); at most 20 samples or 1 s of samples per set.
 FULL = Profile(
     name="full", seq_lens=(4096, 8192, 16384, 32768), batches=(1,), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 8192, 16384, 32768), accuracy_seq_len=2048,
-    backward_seq_lens=(4096, 32768), memory_seq_lens=(32768,), throughput_seq_lens=(32768,),
-    detail_causals=(False,), largest_fit_call_limit_s=2.0, cuda_only=True, repeat=(5, 20, 1.0),
-    warmup_time=0.1, rounds=1)
+    backward_seq_lens=(32768,), memory_seq_lens=(32768,), throughput_seq_lens=(32768,),
+    detail_causals=(False,), sdpa_backends=("flash", "cudnn"), largest_fit_call_limit_s=2.0,
+    cuda_only=True, repeat=(5, 20, 1.0), warmup_time=0.1, rounds=1)
 
 
 def _cuda_available() -> bool:

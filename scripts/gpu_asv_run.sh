@@ -26,7 +26,9 @@ machine=$(python3 -m tools.machine --print-name)
 python3 -m tools.machine | tee "$log"
 export ATTNBENCH_PROFILE=${ATTNBENCH_PROFILE:-full} PYTHONUNBUFFERED=1
 
-for sha in $(git rev-list "$range"); do
+# RANGE: a git range (A..B, X^!) or a comma-separated list of commits, benchmarked in that order.
+if [[ $range == *..* || $range == *^!* ]]; then shas=$(git rev-list "$range"); else shas=$(git rev-parse ${range//,/ }); fi
+for sha in $shas; do
   echo "== $sha ($(git log -1 --format=%s "$sha"))" | tee -a "$log"
   for regex in "$@"; do
     left=$(( budget - ($(date +%s) - start) ))
