@@ -1,4 +1,5 @@
 """Largest sequence whose forward fits on the GPU (tokens), and its peak memory (x q, k, v, out)."""
+import gc
 import sys
 import time
 from typing import Callable, NamedTuple
@@ -70,6 +71,7 @@ def _attempt(name: str, seq_len: int, base_params: tuple, limit_s: float) -> Att
         result, why = Attempt(False, 0.0, float("nan")), " (out of memory)"
     finally:
         case = None
+        gc.collect()  # an exception's traceback may still reference the inputs
         torch.cuda.empty_cache()
     # asv shows a benchmark's stderr (--show-stderr): the search explains its own answer.
     print(f"LargestFit {name} {seq_len:,} tokens: {'fits' if result.fits else 'does not fit'}{why}, "

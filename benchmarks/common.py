@@ -309,9 +309,18 @@ class AttentionCase:
         params = list(module.parameters()) if isinstance(module, torch.nn.Module) else []
         self.wrt = [*self.qkv, *(p for p in params if p.requires_grad)]
         self.grad_out = torch.ones_like(self.qkv[0]) if backward else None
-        self.run = self.forward_backward if backward else self.forward
+        self.backward = backward
         if warmup:
             self.run()  # a crash here is a failure (not a skip), as it should be
+
+    def run(self) -> None:
+        # A method, not an attribute holding a bound method: that would be a reference cycle,
+        # keeping a dropped case's inputs alive until the garbage collector runs (it filled the
+        # GPU in LargestFit's search, where each attempt drops the last one's inputs).
+        if self.backward:
+            self.forward_backward()
+        else:
+            self.forward()
 
     def forward(self) -> None:
         run_synced(self.fn, self.qkv)

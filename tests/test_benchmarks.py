@@ -276,3 +276,18 @@ def test_largest_fitting_stops_before_a_call_that_could_pass_the_time_limit():
     assert largest_fitting(attempt, 4096, 2 ** 16, limit_s=2.0)[0] == 2 ** 16  # the cap bounds it
     attempt, _ = _fake_gpu(memory_limit=1000)
     assert largest_fitting(attempt, 4096, 2 ** 16, limit_s=2.0) == (0, None)  # nothing fits
+
+
+def test_a_dropped_case_frees_its_inputs_without_the_garbage_collector():
+    """LargestFit drops each attempt's case before the next: its inputs must go at once."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        case = COMMON.AttentionCase("DenseAttention", 256, 1, 2, 16, "float32", False)
+        alive = weakref.ref(case.qkv[0])
+        case = None
+        assert alive() is None
+    finally:
+        gc.enable()
