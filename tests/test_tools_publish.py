@@ -33,6 +33,18 @@ def test_gpu_only_benchmarks_and_gpu_params_survive_a_cpu_run(tmp_path):
     assert json.loads((tmp_path / "benchmarks-gpu.saved").read_text()) == gpu
 
 
+def test_a_definition_from_other_benchmark_code_is_named_in_a_warning(tmp_path, capsys):
+    cpu = {"bench_time.TimeForward.time_forward": {**definition(["1024"], ["'float32'"]), "version": "aaaa1111"},
+           "version": 2}
+    gpu = {"bench_time.TimeForward.time_forward": {**definition(["1024"], ["'float32'"]), "version": "bbbb2222"},
+           "version": 2}
+    (tmp_path / "benchmarks.json").write_text(json.dumps(cpu))
+    (tmp_path / "benchmarks-gpu.saved").write_text(json.dumps(gpu))
+    merge_saved_definitions(tmp_path)
+    err = capsys.readouterr().err
+    assert "bench_time.TimeForward.time_forward" in err and "bbbb2222" in err and "aaaa1111" in err
+
+
 def test_missing_benchmarks_json_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="benchmarks.json not found"):
         merge_saved_definitions(tmp_path)

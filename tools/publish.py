@@ -41,11 +41,24 @@ def merge_saved_definitions(results_dir: Path) -> list[str]:
             if name not in merged:
                 merged[name] = definition
                 changed.append(name)
-            elif _widen_params(merged[name], definition):
+                continue
+            if _widen_params(merged[name], definition):
                 changed.append(name)
+            _warn_version(name, merged[name], definition, saved)
     if changed:
         target.write_text(json.dumps(merged, indent=4, sort_keys=True))
     return changed
+
+
+def _warn_version(name: str, current: dict, other: dict, saved: Path) -> None:
+    # asv shows only results whose benchmark version (a hash of its code) matches benchmarks.json.
+    if not isinstance(current, dict) or not isinstance(other, dict):
+        return  # the file's own format "version" number
+    mine, theirs = current.get("version"), other.get("version")
+    if mine and theirs and mine != theirs:
+        print(f"warning: {name}: {saved.name} was written by other benchmark code (version "
+              f"{theirs[:8]} vs {mine[:8]}); results of that version are not shown: run both "
+              f"machines on the same benchmarks", file=sys.stderr)
 
 
 def _widen_params(current: dict, other: dict) -> bool:
