@@ -166,6 +166,17 @@ def largest_table(runs: list[Results]) -> list[str]:
     return lines + [""]
 
 
+def coverage_table(runs: list[Results]) -> list[str]:
+    """Which benchmark families (module.Class) each commit has values for, newest first."""
+    lines = ["## what each commit measured", "", "| commit | parameter sets | families |", "|---|---|---|"]
+    for run in reversed(runs):
+        keys = [k for k in run.get_all_result_keys() if values(run, k)]
+        sets = sum(len(values(run, k)) for k in keys)
+        families = sorted({k.rsplit(".", 1)[0] for k in keys})
+        lines.append(f"| {run.commit_hash[:8]} | {sets} | {', '.join(families)} |")
+    return lines + [""]
+
+
 def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
     facts, runs = load_machine(results_dir, machine)
     if not runs:
@@ -186,6 +197,7 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
             lines += [f"### {label}, {seq_len} tokens, causal={causal}", "",
                       *shape_table(run, key, seq_len, causal), ""]
     lines += largest_table(runs)
+    lines += coverage_table(runs)
     lines += ["## history: forward at 32768 tokens, not causal (ms)", "",
               "| commit | " + " | ".join(HISTORY) + " |", "|---" * (len(HISTORY) + 1) + "|"]
     for r in runs:
