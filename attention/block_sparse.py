@@ -25,22 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._optional import optional_submodule
 from ._validate import check_qkv, check_scale, qkv_signature
 
 PATTERN_KINDS = ("local", "dilated", "global", "local_dilated_global")
 BACKENDS = ("auto", "triton", "flex", "gather")
-_TRITON_MODULE: list = []  # [module or None] once looked up
 
 
 def _triton_module():
-    # Lazy: the Triton kernel is optional (no triton on this build, e.g. macOS CPU).
-    if not _TRITON_MODULE:
-        try:
-            from . import triton_block_sparse
-        except ImportError:
-            triton_block_sparse = None
-        _TRITON_MODULE.append(triton_block_sparse)
-    return _TRITON_MODULE[0]
+    return optional_submodule("triton_block_sparse")  # lazy: optional, and triton is slow to import
 
 
 def _band(nb: int, width: int) -> torch.Tensor:

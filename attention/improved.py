@@ -19,21 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._groups import HeadSlice, head_slices
+from ._optional import optional_submodule
 from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
 
 BACKENDS = ("auto", "sdpa", "triton")
-_TRITON_MODULE: list = []  # [module or None] once looked up
 
 
 def _triton_module():
-    # Lazy: the Triton kernel is optional and may not exist in this checkout or this build.
-    if not _TRITON_MODULE:
-        try:
-            from . import triton_dilated
-        except ImportError:
-            triton_dilated = None
-        _TRITON_MODULE.append(triton_dilated)
-    return _TRITON_MODULE[0]
+    return optional_submodule("triton_dilated")  # lazy: optional, and triton is slow to import
 
 
 def attend_part(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, part: HeadSlice,

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ._groups import HeadSlice, head_slices
+from ._groups import head_slices
 from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
 from .improved import attend_part
 

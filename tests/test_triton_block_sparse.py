@@ -8,39 +8,20 @@ float16 and float32 only: the interpreter's ``tl.dot`` is wrong for bfloat16 ope
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
+from triton_interpreter import HAVE_TRITON, INTERPRETED, interpreted_only, launcher_only, run_interpreted_tests
+
 from attention.block_sparse import BlockPattern
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-REPO = Path(__file__).resolve().parents[1]
-interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 child")
 INTERPRETED_TESTS = 19  # the tests below whose names contain "interpreted"
-
-try:
-    import triton  # noqa: F401
-    HAVE_TRITON = True
-except ImportError:
-    HAVE_TRITON = False
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(INTERPRETED or not HAVE_TRITON, reason="parent-only launcher; needs triton")
+@launcher_only
 def test_kernel_under_triton_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
-         "-k", "interpreted"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert f"{INTERPRETED_TESTS} passed" in proc.stdout, proc.stdout[-3000:]
+    run_interpreted_tests(__file__, INTERPRETED_TESTS)
 
 
 def _compare(q, k, v, pattern, scale=None, config=None):

@@ -9,36 +9,16 @@ returns garbage for bfloat16 operands (triton 3.9), while float16 and float32 ar
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-REPO = Path(__file__).resolve().parents[1]
-interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 child")
-
-try:
-    import triton  # noqa: F401
-    HAVE_TRITON = True
-except ImportError:
-    HAVE_TRITON = False
+from triton_interpreter import HAVE_TRITON, interpreted_only, launcher_only, run_interpreted_tests
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(INTERPRETED or not HAVE_TRITON, reason="parent-only launcher; needs triton")
+@launcher_only
 def test_kernels_under_triton_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
-         "-k", "interpreted"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert "5 passed" in proc.stdout, proc.stdout[-3000:]
+    run_interpreted_tests(__file__, 5)
 
 
 def _run_and_compare(shape, segments, rates, causal, dtype, qkv_from_packed=False, atol=None):
