@@ -162,3 +162,28 @@ def test_samples_detector_falls_back_to_asv_when_missing(stepped, monkeypatch, c
     assert used == "asv"
     assert "sample-aware detector unavailable" in capsys.readouterr().err
     assert {(r.last_good, r.first_bad) for r in found} == {(commits[STEP_AT - 1], commits[STEP_AT])}
+
+
+@pytest.mark.parametrize("detector", ["asv", "samples"])
+def test_a_throughput_drop_is_the_regression_and_a_rise_is_not(detector):
+    from tools.regressions import find_regressions
+    from tools.series import Point, Series
+
+    rng = random.Random(7)
+
+    def series(unit: str, factor_after: float) -> Series:
+        points = []
+        for i in range(12):
+            level = 100.0 * (factor_after if i >= 6 else 1.0)
+            samples = [level * (1 + rng.gauss(0, 0.01)) for _ in range(5)]
+            points.append(Point(commit=f"{i:040x}", date=i, value=sorted(samples)[2], samples=samples, weight=1.0))
+        return Series("m", "bench_throughput.ForwardThroughput.track_tflops", {}, unit, points)
+
+    found, _ = find_regressions([series("TFLOP/s", 0.5), series("TFLOP/s", 2.0)], detector, 1.2)
+    assert len(found) == 1
+    drop = found[0]
+    assert drop.first_bad == f"{6:040x}" and drop.before == pytest.approx(100, rel=0.05)
+    assert drop.after == pytest.approx(50, rel=0.05) and drop.ratio == pytest.approx(2.0, rel=0.05)
+    # the same numbers as times (lower is better): the rise is the regression
+    found, _ = find_regressions([series("seconds", 2.0), series("seconds", 0.5)], detector, 1.2)
+    assert len(found) == 1 and found[0].after == pytest.approx(200, rel=0.05)

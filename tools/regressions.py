@@ -3,13 +3,15 @@
 ``asv``: asv's own ``step_detect`` on one value per commit, weighted as ``asv publish`` weights them.
 ``samples``: ``tools.detect.detect_steps`` (a test on the raw samples of each side of a step).
 A regression is reported when after/before >= threshold; ``open`` when the latest value is still
-at least ``threshold`` times the last good one.
+at least ``threshold`` times the last good one. Series whose unit is a throughput or a capacity
+(``HIGHER_IS_BETTER_UNITS``) are searched as reciprocals, so a drop is the regression there (asv's
+own site cannot tell and lists their rises); their ratio is before/after.
 """
 from __future__ import annotations
 
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from asv import step_detect
 
@@ -32,6 +34,19 @@ class Regression:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+HIGHER_IS_BETTER_UNITS = frozenset({"tokens", "tokens/s", "TFLOP/s"})
+
+
+def _reciprocal(x: float | None) -> float | None:
+    return 1.0 / x if x else x
+
+
+def _as_lower_is_better(series: Series) -> Series:
+    points = [replace(p, value=_reciprocal(p.value), samples=[_reciprocal(x) for x in p.samples])
+              for p in series.points]
+    return replace(series, points=points)
 
 
 def _valid(points: list[Point]) -> list[Point]:
@@ -106,8 +121,12 @@ def find_regressions(all_series: list[Series], detector: str, threshold: float,
     used = "samples" if detect_steps is not None else "asv"
     found = []
     for series in all_series:
+        flipped = series.unit in HIGHER_IS_BETTER_UNITS
+        searched = _as_lower_is_better(series) if flipped else series
         if used == "samples":
-            found.extend(samples_regressions(series, threshold, alpha, detect_steps))
+            regressions = samples_regressions(searched, threshold, alpha, detect_steps)
         else:
-            found.extend(asv_regressions(series, threshold))
+            regressions = asv_regressions(searched, threshold)
+        found.extend(replace(r, before=1.0 / r.before, after=1.0 / r.after) if flipped else r
+                     for r in regressions)
     return found, used
