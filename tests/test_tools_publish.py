@@ -48,3 +48,29 @@ def test_a_definition_from_other_benchmark_code_is_named_in_a_warning(tmp_path, 
 def test_missing_benchmarks_json_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="benchmarks.json not found"):
         merge_saved_definitions(tmp_path)
+
+
+def test_rises_of_higher_is_better_benchmarks_leave_the_regressions_page_and_feed(tmp_path):
+    from tools.site_regressions import drop_backwards_regressions
+
+    html = tmp_path / "html"
+    html.mkdir()
+    benchmarks = {"bench_time.TimeForward.time_forward": {"unit": "seconds"},
+                  "bench_capacity.LargestFit.track_largest_seq_len": {"unit": "tokens"}, "version": 2}
+    (tmp_path / "benchmarks.json").write_text(json.dumps(benchmarks))
+    entries = [["bench_time.TimeForward.time_forward('Dense', 4096)", "graphs/a.json", {}, 0, 2.0, 1.0, []],
+               ["bench_capacity.LargestFit.track_largest_seq_len('Ring', 'bfloat16', False)", "graphs/b.json",
+                {}, 0, 3.0, 1.0, []]]
+    (html / "regressions.json").write_text(json.dumps({"regressions": entries}))
+    atom = "http://www.w3.org/2005/Atom"
+    feed = (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns=\"{atom}\">"
+            f"<entry><title>100.00% {entries[0][0]}</title></entry>"
+            f"<entry><title>200.00% {entries[1][0]}</title></entry></feed>")
+    (html / "regressions.xml").write_text(feed)
+
+    assert drop_backwards_regressions(html, tmp_path / "benchmarks.json") == 1
+    kept = json.loads((html / "regressions.json").read_text())["regressions"]
+    assert [e[0] for e in kept] == [entries[0][0]]
+    text = (html / "regressions.xml").read_text()
+    assert "TimeForward" in text and "LargestFit" not in text
+    assert drop_backwards_regressions(html, tmp_path / "benchmarks.json") == 0  # nothing left to drop

@@ -9,8 +9,9 @@ machine keeps its definitions as ``results/benchmarks-<machine>.saved`` (JSON; n
 which asv would try to read as a result file); this adds the definitions
 missing from ``benchmarks.json`` and, for one defined in both, the parameter values it lacks (asv
 maps every stored result to the published grid by value, so each machine's results find their
-place). Then it runs ``asv publish``, points the site at local copies of its JavaScript
-(``site_assets``), and writes the badges.
+place). Then it runs ``asv publish``, removes the rises of throughput and capacity benchmarks
+from the Regressions page (``tools.site_regressions``), points the site at local copies of its
+JavaScript (``site_assets``), and writes the badges.
 
 Usage: ``python -m tools.publish [--config asv.conf.json]``
 """
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 from site_assets.localize import localize
+from tools.site_regressions import drop_backwards_regressions
 
 
 def merge_saved_definitions(results_dir: Path) -> list[str]:
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     added = merge_saved_definitions(args.results)
     print(f"benchmarks.json: {len(added)} definition(s) added or widened from other machines' runs")
     subprocess.run([sys.executable, "-m", "asv", "publish", "--config", args.config], check=True)
+    dropped = drop_backwards_regressions(args.html, args.results / "benchmarks.json")
+    print(f"regressions page: {dropped} rise(s) of throughput/capacity benchmarks removed "
+          "(asv has no direction; tools.report checks their drops)")
     print(f"{args.html}/index.html: {len(localize(args.html))} CDN reference(s) served from vendor/")
     if not args.no_badges:
         subprocess.run([sys.executable, "-m", "tools.badges", "--results", str(args.results),
