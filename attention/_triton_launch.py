@@ -12,11 +12,11 @@ call goes through the JIT path, which is always correct.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
-_MAX_ENTRIES = 512  # distinct signatures kept per kernel; the cache is cleared when it fills
+from ._cache import SignatureCache
 
 
 def _arg_key(arg: Any) -> Any:
@@ -39,7 +39,7 @@ class CachedLauncher:
 
     def __init__(self, kernel) -> None:
         self.kernel = kernel
-        self._runners: dict[tuple, tuple[Callable[..., None], tuple]] = {}
+        self._runners = SignatureCache(limit=512)  # key -> (compiled kernel bound to its grid, constexprs)
 
     def launch(self, grid: Sequence[int], args: Sequence[Any], constexprs: dict[str, Any],
                options: dict[str, Any], key: tuple | None = None) -> None:
@@ -57,14 +57,12 @@ class CachedLauncher:
         compiled = self.kernel[tuple(grid)](*args, **constexprs, **options)
         if compiled is None or not hasattr(compiled, "__getitem__"):
             return  # interpreter: nothing to cache
-        if len(self._runners) >= _MAX_ENTRIES:
-            self._runners.clear()
         names = list(getattr(self.kernel, "arg_names", ()))[len(args):]
         if sorted(names) != sorted(constexprs):
             return  # parameters left to defaults: only the JIT path knows their values
         tail = tuple(constexprs[name] for name in names)  # constexprs in signature order
         grid3 = (tuple(grid) + (1, 1))[:3]
-        self._runners[key] = (compiled[grid3], tail)
+        self._runners.remember(key, (compiled[grid3], tail))
 
     def cached_signatures(self) -> int:
         return len(self._runners)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._cache import SignatureCache
 from ._optional import optional_submodule
 from ._validate import check_qkv, check_scale, qkv_signature
 
@@ -290,7 +291,7 @@ class BlockSparseAttention(nn.Module):
         self.last_backend: str | None = None
         # Input signature (+ whether a gradient is needed) -> backend; the pattern follows seq_len,
         # which is in the signature, so a known signature also means the current pattern fits.
-        self._checked: dict[tuple, str] = {}
+        self._checked = SignatureCache()
 
     def pattern_for(self, seq_len: int) -> BlockPattern:
         p = self._pattern
@@ -327,9 +328,7 @@ class BlockSparseAttention(nn.Module):
             if backend == "flex" and not q.is_cuda and needs_grad:
                 raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
                                    "use backend='gather' (or 'auto') for gradients on CPU")
-            if len(self._checked) >= 1024:
-                self._checked.clear()
-            self._checked[key] = backend
+            self._checked.remember(key, backend)
         backend = self._checked[key]
         if self.last_backend != backend:  # nn.Module.__setattr__ is slow enough to show per call
             self.last_backend = backend

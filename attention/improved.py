@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._cache import SignatureCache
 from ._groups import HeadSlice, head_slices
 from ._optional import optional_submodule
 from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
@@ -82,7 +83,7 @@ class ImprovedDilatedAttention(nn.Module):
         self.last_backend: str | None = None
         # Input signature -> use Triton? Checks run once per signature (they only read shapes,
         # dtypes and devices), so a repeated call skips them: ~50 us of host time on a GPU box.
-        self._checked: dict[tuple, bool] = {}
+        self._checked = SignatureCache()
 
     def _use_triton(self, q: torch.Tensor, dropout: float) -> bool:
         if self.backend == "sdpa":
@@ -107,9 +108,7 @@ class ImprovedDilatedAttention(nn.Module):
             if use_triton:
                 _triton_module().check_inputs(q, k, v, self.segment_lengths, self.dilation_rates,
                                               self.scale)
-            if len(self._checked) >= 1024:
-                self._checked.clear()
-            self._checked[key] = use_triton
+            self._checked.remember(key, use_triton)
         return use_triton
 
     def _set_last_backend(self, name: str) -> None:

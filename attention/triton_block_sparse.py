@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._cache import SignatureCache
 from ._triton_launch import CachedLauncher
 from ._validate import check_qkv, check_scale, qkv_signature
 from .triton_dilated import KernelConfig, _interpreting, _jit, tl, triton
@@ -244,7 +245,7 @@ def _refuse_grad(q, k, v) -> None:
                            "torch.no_grad() or with inputs that do not require grad")
 
 
-_CHECKED: set[tuple] = set()  # (input signature, pattern, scale, config) that passed the checks
+_CHECKED = SignatureCache(limit=4096)  # (input signature, pattern, scale, config) that passed the checks
 
 
 def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
@@ -268,9 +269,7 @@ def block_sparse_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     if key not in _CHECKED:  # checks read only shapes, dtypes, devices: once per signature
         check_scale(scale)
         _check_inputs(q, k, v, pattern)
-        if len(_CHECKED) >= 4096:
-            _CHECKED.clear()
-        _CHECKED.add(key)
+        _CHECKED.remember(key)
     b, n, h, d = q.shape
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     cfg = _tile_config(d, pattern.block_size, config)

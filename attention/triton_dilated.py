@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from ._cache import SignatureCache
 from ._triton_launch import CachedLauncher
 from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
 
@@ -424,7 +425,7 @@ class _ForwardPlan:
     options: dict
 
 
-_FORWARD_PLANS: dict[tuple, _ForwardPlan] = {}
+_FORWARD_PLANS = SignatureCache()  # (shapes, strides, dtype, device, pattern, options) -> plan
 
 
 def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
@@ -456,10 +457,8 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
            causal, scale, store_lse, cfg, zero_fill_in_kernel)
     plan = _FORWARD_PLANS.get(key)
     if plan is None:
-        plan = _forward_plan(q, k, v, segments, rates, causal, scale, store_lse, cfg, zero_fill_in_kernel)
-        if len(_FORWARD_PLANS) >= 1024:
-            _FORWARD_PLANS.clear()
-        _FORWARD_PLANS[key] = plan
+        plan = _FORWARD_PLANS.remember(key, _forward_plan(q, k, v, segments, rates, causal, scale,
+                                                          store_lse, cfg, zero_fill_in_kernel))
     # With in-kernel zero fill every element is written by the kernel, so no memset is needed.
     alloc = torch.empty if zero_fill_in_kernel else torch.zeros
     out = alloc(q.shape, device=q.device, dtype=q.dtype)  # contiguous, as the kernel assumes
@@ -514,7 +513,7 @@ class _DilatedAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None
 
 
-_CHECKED: set[tuple] = set()  # input signatures that passed check_inputs (checks are pure)
+_CHECKED = SignatureCache(limit=4096)  # input signatures that passed check_inputs (checks are pure)
 
 
 def _known(key: tuple) -> bool:
@@ -562,9 +561,7 @@ def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), segments, rates, scale)
     if not _known(key):
         check_inputs(q, k, v, segments, rates, scale)
-        if len(_CHECKED) >= 4096:
-            _CHECKED.clear()
-        _CHECKED.add(key)
+        _CHECKED.remember(key)
     return attend_checked(q, k, v, segments, rates, causal, scale)
 
 

@@ -67,3 +67,12 @@ def test_without_a_compiled_kernel_every_call_goes_through_the_jit_path():
     launch(launcher, x)
     launch(launcher, x)
     assert kernel.compiles == 2 and launcher.cached_signatures() == 0
+
+
+def test_signature_cache_stays_bounded():
+    from attention._cache import SignatureCache
+
+    cache = SignatureCache(limit=3)
+    for i in range(7):
+        assert cache.remember(i, i * 10) == i * 10
+        assert len(cache) <= 3 and cache[i] == i * 10
