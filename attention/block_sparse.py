@@ -318,12 +318,13 @@ class BlockSparseAttention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
         key = (qkv_signature(q, k, v), needs_grad, self.backend)
+        known = key in self._checked  # the checks read only shapes, dtypes and devices
+        if not known:
+            check_qkv(q, k, v)
         pattern = self._pattern
         if pattern is None or pattern.num_blocks * pattern.block_size != q.shape[1]:
-            check_qkv(q, k, v)
             pattern = self.pattern_for(q.shape[1])
-        if key not in self._checked:  # the checks read only shapes, dtypes and devices
-            check_qkv(q, k, v)
+        if not known:
             backend = self._choose_backend(q, pattern, needs_grad)
             if backend == "flex" and not q.is_cuda and needs_grad:
                 raise RuntimeError("flex_attention has no backward on CPU in this torch build; "

@@ -5,12 +5,14 @@ GPU-only placeholders (and the reverse).
 """
 from . import common
 
+PARAMS = common.shape_params(common.PROFILE.memory_seq_lens, causals=common.PROFILE.detail_causals)
+
 if common.DEVICE == "cuda":
 
     class CudaPeakMemory:
         """torch.cuda.max_memory_allocated during one forward after a reset (inputs included)."""
 
-        params = common.shape_params(common.PROFILE.memory_seq_lens, causals=common.PROFILE.detail_causals)
+        params = PARAMS
         param_names = common.SHAPE_PARAM_NAMES
         unit = "MiB"
 
@@ -28,7 +30,7 @@ else:
         ``peakmem_forward``: asv's whole-process peak RSS, interpreter and torch included.
         """
 
-        params = common.shape_params(common.PROFILE.memory_seq_lens, causals=common.PROFILE.detail_causals)
+        params = PARAMS
         param_names = common.SHAPE_PARAM_NAMES
         unit = "MiB"
 

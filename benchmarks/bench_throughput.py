@@ -6,9 +6,11 @@ Effective FLOPs: 4 * batch * head_dim * pairs forward, x3.5 for forward+backward
 """
 from . import common
 
+PARAMS = common.shape_params(common.PROFILE.throughput_seq_lens, causals=common.PROFILE.detail_causals)
+
 
 class ForwardThroughput:
-    params = common.shape_params(common.PROFILE.throughput_seq_lens, causals=common.PROFILE.detail_causals)
+    params = PARAMS
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):
@@ -27,7 +29,7 @@ class ForwardThroughput:
 
 
 class ForwardBackwardThroughput:
-    params = common.shape_params(common.PROFILE.throughput_seq_lens, causals=common.PROFILE.detail_causals)
+    params = PARAMS
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):
