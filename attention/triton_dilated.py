@@ -414,18 +414,28 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-@dataclass(frozen=True)
 class _ForwardPlan:
-    """Everything a forward launch derives from shapes, strides and the pattern, made once."""
+    """Everything a forward launch derives from shapes, strides, alignment and the pattern, made
+    once; after the first launch, the compiled kernel bound to its grid (``CachedLauncher``)."""
 
-    grid: tuple[int, int]
-    tables: tuple[torch.Tensor, torch.Tensor]  # per-head segment length and rate (int32)
-    scalars: tuple  # strides of q, k, v, seq_len, heads, scale * log2(e)
-    constexprs: dict
-    options: dict
+    __slots__ = ("grid", "tables", "scalars", "constexprs", "options", "bound")
+
+    def __init__(self, grid: tuple[int, int], tables: tuple[torch.Tensor, torch.Tensor],
+                 scalars: tuple, constexprs: dict, options: dict) -> None:
+        self.grid, self.tables, self.scalars = grid, tables, scalars  # tables: int32 w, r per head
+        self.constexprs, self.options = constexprs, options
+        self.bound = None
+
+    def launch(self, q, k, v, out, lse) -> None:
+        args = (q, k, v, out, lse, *self.tables, *self.scalars)
+        if self.bound is not None:
+            self.bound(*args)
+        else:
+            self.bound = _FWD.first_launch(self.grid, args, self.constexprs, self.options)
 
 
-_FORWARD_PLANS = SignatureCache()  # (shapes, strides, dtype, device, pattern, options) -> plan
+# (shapes, strides, 16-byte alignment, dtype, device, pattern, options) -> plan
+_FORWARD_PLANS = SignatureCache()
 
 
 def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
@@ -449,24 +459,24 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
     """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32.
 
     ``zero_fill_in_kernel=False`` memsets the output first instead (kept to measure the choice).
-    The launch plan is cached per (shapes, strides, dtype, device, pattern, options), and the
-    Triton launcher's key is that plus the inputs' 16-byte alignment (outputs are fresh, aligned).
+    One key per call picks the cached plan, which holds the compiled kernel: on a GPU box each
+    Python step here is a visible part of a 4K-token call (docs/gpu-kernel.md).
     """
-    cfg = config or _config(FWD_CONFIGS, q.shape[-1])
-    key = (q.shape, q.stride(), k.stride(), v.stride(), q.dtype, q.device, segments, rates,
-           causal, scale, store_lse, cfg, zero_fill_in_kernel)
+    key = (q.shape, q.stride(), k.stride(), v.stride(), q.dtype, q.get_device(), segments, rates,
+           causal, scale, store_lse, config, zero_fill_in_kernel,
+           q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16)  # Triton specialises on it
     plan = _FORWARD_PLANS.get(key)
     if plan is None:
+        cfg = config or _config(FWD_CONFIGS, q.shape[-1])
         plan = _FORWARD_PLANS.remember(key, _forward_plan(q, k, v, segments, rates, causal, scale,
                                                           store_lse, cfg, zero_fill_in_kernel))
     # With in-kernel zero fill every element is written by the kernel, so no memset is needed.
-    alloc = torch.empty if zero_fill_in_kernel else torch.zeros
-    out = alloc(q.shape, device=q.device, dtype=q.dtype)  # contiguous, as the kernel assumes
+    # empty_like is about half the host time of torch.empty(shape, device=, dtype=).
+    out = (torch.empty_like(q, memory_format=torch.contiguous_format) if zero_fill_in_kernel
+           else torch.zeros(q.shape, device=q.device, dtype=q.dtype))  # contiguous, as the kernel assumes
     b, n, h, _ = q.shape
     lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
-    aligned = (q.data_ptr() % 16 == 0, k.data_ptr() % 16 == 0, v.data_ptr() % 16 == 0)
-    _FWD.launch(plan.grid, (q, k, v, out, lse, *plan.tables, *plan.scalars), plan.constexprs,
-                plan.options, key=(key, aligned))
+    plan.launch(q, k, v, out, lse)
     return out, (lse if store_lse else None)
 
 

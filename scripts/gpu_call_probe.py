@@ -9,7 +9,7 @@ num_heads, head_dim)):
   kernel     device time per call from torch.profiler, with the kernel names
 plus a cProfile of the Improved module's host path. Output: stdout and $OUT/gpu_call_probe.md.
 
-    python scripts/gpu_call_probe.py [--seq-lens 4096,32768] [--sections calls,cprofile,block_sparse]
+    python scripts/gpu_call_probe.py [--seq-lens 4096,32768] [--sections calls,host,cprofile,block_sparse]
 """
 from __future__ import annotations
 
@@ -141,6 +141,94 @@ def cprofile_improved(seq_len: int) -> None:
     say(f"## cProfile, 200 Improved calls at {seq_len} (host only)\n```\n{buf.getvalue()[-6000:]}\n```")
 
 
+def host_ns(fn, n: int = 400) -> float:
+    """Median host time of ``fn()`` in microseconds; the queue is drained every 50 calls."""
+    samples = []
+    for i in range(n):
+        if i % 50 == 0:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t0) / 1e3)
+    torch.cuda.synchronize()
+    return statistics.median(samples)
+
+
+def host_steps(seq_len: int) -> None:
+    """Host microseconds of each step of the Improved forward's path, to see what is left to cut."""
+    from triton.runtime import driver
+
+    from attention import triton_dilated as td
+
+    spec = AttentionSpec(seq_len=seq_len, num_heads=12, head_dim=64, dtype="bfloat16", device="cuda")
+    module = IMPLEMENTATIONS["ImprovedDilatedAttention"].build(spec)
+    q, k, v = qkv(seq_len)
+    segs = spec.segments_for()
+    td._FORWARD_PLANS.clear()
+    with torch.no_grad():
+        module(q, k, v)
+        torch.cuda.synchronize()
+        plan, = td._FORWARD_PLANS.values()
+        out = torch.empty_like(q)
+        args = (q, k, v, out, out, *plan.tables, *plan.scalars)
+        compiled = td._dilated_fwd_kernel[plan.grid](*args, **plan.constexprs, **plan.options)
+        tail = tuple(plan.constexprs[n] for n in td._dilated_fwd_kernel.arg_names[len(args):])
+        runner = compiled[(*plan.grid, 1)]
+        run, function, packed = compiled.run, compiled.function, compiled.packed_metadata
+        g0, g1 = plan.grid
+        dev = q.device
+        steps = {
+            "compiled.run direct, hooks None": lambda: run(
+                g0, g1, 1, torch._C._cuda_getCurrentRawStream(0), function, packed, None, None, None,
+                *args, *tail),
+            "torch.empty_like(q, contiguous_format)": lambda: torch.empty_like(
+                q, memory_format=torch.contiguous_format),
+            "torch.is_grad_enabled()": torch.is_grad_enabled,
+            "nothing (lambda)": lambda: None,
+            "torch.empty(shape, device, dtype)": lambda: torch.empty(q.shape, device=dev, dtype=q.dtype),
+            "q.new_empty(shape)": lambda: q.new_empty(q.shape),
+            "torch.empty_like(q)": lambda: torch.empty_like(q),
+            "triton get_current_device+stream": lambda: driver.active.get_current_stream(
+                driver.active.get_current_device()),
+            "torch._C._cuda_getCurrentRawStream(idx)": lambda: torch._C._cuda_getCurrentRawStream(0),
+            "q.data_ptr() % 16 x3": lambda: (q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16),
+            "qkv_signature + strides key": lambda: hash((td.qkv_signature(q, k, v), q.stride(),
+                                                         k.stride(), v.stride())),
+            "Triton's compiled[grid](*args)": lambda: runner(*args, *tail),
+            "plan.bound(*args) (our launch)": lambda: plan.bound(*args),
+            "td._forward": lambda: td._forward(q, k, v, segs, (1, 2, 4), False, 0.125, False),
+            "td.attend_checked": lambda: td.attend_checked(q, k, v, segs, (1, 2, 4), False, None),
+            "module.forward": lambda: module.forward(q, k, v),
+            "module(q, k, v)": lambda: module(q, k, v),
+        }
+        from attention.improved import ImprovedDilatedAttention
+
+        ref = ImprovedDilatedAttention(segs, (1, 2, 4), backend="sdpa")(q, k, v).float()
+        outs = [module(q, k, v) for _ in range(3)]  # through plan.bound, the cached launch
+        err = max(((o.float() - ref).abs().max() / ref.abs().max()).item() for o in outs)
+        same = all(torch.equal(o, outs[0]) for o in outs)
+        say(f"cached launch vs SDPA path: max |err| / max |ref| {err:.2e}, repeat calls identical: "
+            f"{same} -> {'PASS' if err < 2e-2 and same else 'FAIL'}")
+        from attention.block_sparse import BlockSparseAttention
+
+        sparse = BlockSparseAttention(backend="auto")
+        outs = [sparse(q, k, v) for _ in range(3)]  # the Triton kernel's cached launch from call 2
+        ref = BlockSparseAttention(backend="gather", block_pattern=sparse.pattern_for(seq_len))(
+            q, k, v).float()
+        err = max(((o.float() - ref).abs().max() / ref.abs().max()).item() for o in outs)
+        same = all(torch.equal(o, outs[0]) for o in outs)
+        say(f"BlockSparse {sparse.last_backend} vs gather: max |err| / max |ref| {err:.2e}, repeat "
+            f"calls identical: {same} -> {'PASS' if err < 2e-2 and same else 'FAIL'}")
+        say(f"## Host steps of the Improved forward at {seq_len} (median us, no synchronise)")
+        say("| step | us |")
+        say("|---|---|")
+        for name, fn in steps.items():
+            try:
+                say(f"| {name} | {host_ns(fn):.1f} |")
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                say(f"| {name} | failed: {type(exc).__name__}: {str(exc)[:80]} |")
+
+
 def block_sparse(seq_len: int) -> None:
     """The Triton block-sparse kernel: bf16 correctness vs float32 masked SDPA, then a tile sweep."""
     import torch.nn.functional as F
@@ -194,6 +282,8 @@ def main() -> None:
     sections = args.sections.split(",")
     if "calls" in sections:
         calls(seq_lens)
+    if "host" in sections:
+        host_steps(seq_lens[0])
     if "cprofile" in sections:
         cprofile_improved(seq_lens[0])
     if "block_sparse" in sections:

@@ -1,22 +1,46 @@
 """attention._triton_launch.CachedLauncher against a fake kernel that records how it was launched.
 
 The fake mimics Triton's API: ``kernel[grid](*args, **constexprs, **options)`` compiles (counted)
-and returns a compiled kernel whose ``compiled[grid3](*all_args)`` launches it; ``arg_names`` lists
-the parameters in signature order.
+and returns a compiled kernel whose ``compiled[grid3](*all_args)`` launches it through Triton's
+runner, and whose ``compiled.run(g0, g1, g2, stream, function, packed_metadata, launch_metadata,
+enter_hook, exit_hook, *all_args)`` is the C launcher; ``arg_names`` lists the parameters in
+signature order. Launch hooks and the current stream are replaced by fakes (no GPU here).
 """
 from __future__ import annotations
 
+import pytest
 import torch
 
+from attention import _triton_launch
 from attention._triton_launch import CachedLauncher
+
+STREAM = 7
+
+
+class FakeHooks:
+    def __init__(self):
+        self.calls = []
+
+
+@pytest.fixture(autouse=True)
+def fake_hooks_and_stream(monkeypatch):
+    hooks = (FakeHooks(), FakeHooks())
+    monkeypatch.setattr(_triton_launch, "_launch_hooks", lambda: hooks)
+    monkeypatch.setattr(_triton_launch, "_current_stream", lambda index: STREAM)
+    return hooks
 
 
 class FakeCompiled:
+    function, packed_metadata = "fn-handle", "packed"
+
     def __init__(self, log):
         self.log = log
 
     def __getitem__(self, grid):
-        return lambda *args: self.log.append(("direct", grid, args))
+        return lambda *args: self.log.append(("runner", grid, args))
+
+    def run(self, g0, g1, g2, stream, function, packed, metadata, enter, leave, *args):
+        self.log.append(("run", (g0, g1, g2), (stream, function, packed, metadata, enter, leave), args))
 
 
 class FakeKernel:
@@ -45,7 +69,27 @@ def test_second_call_with_same_signature_launches_the_compiled_kernel_with_all_a
     launch(launcher, x, scale=0.25)  # floats are not specialised: same signature
     assert kernel.compiles == 1
     assert kernel.log[0][0] == "jit" and kernel.log[0][3] == {"EVEN": True, "BLOCK": 16, "num_warps": 4}
-    assert kernel.log[1] == ("direct", (4, 2, 1), (x, 64, 0.25, 16, True))  # constexprs in signature order
+    # The C launcher, on the current stream, no hook metadata, constexprs in signature order.
+    assert kernel.log[1] == ("run", (4, 2, 1), (STREAM, "fn-handle", "packed", None, None, None),
+                             (x, 64, 0.25, 16, True))
+
+
+def test_a_registered_launch_hook_gets_tritons_own_runner(fake_hooks_and_stream):
+    kernel, x = FakeKernel(), torch.zeros(8)
+    launcher = CachedLauncher(kernel)
+    launch(launcher, x)
+    fake_hooks_and_stream[0].calls.append(print)  # e.g. a profiler registered after the first call
+    launch(launcher, x)
+    assert kernel.log[1] == ("runner", (4, 2, 1), (x, 64, 0.5, 16, True))
+
+
+def test_a_triton_without_hook_chains_gets_tritons_own_runner(monkeypatch):
+    monkeypatch.setattr(_triton_launch, "_launch_hooks", lambda: None)
+    kernel, x = FakeKernel(), torch.zeros(8)
+    launcher = CachedLauncher(kernel)
+    launch(launcher, x)
+    launch(launcher, x)
+    assert kernel.compiles == 1 and kernel.log[1] == ("runner", (4, 2, 1), (x, 64, 0.5, 16, True))
 
 
 def test_what_triton_specialises_on_makes_a_new_signature():
