@@ -81,9 +81,11 @@ class ImprovedDilatedAttention(nn.Module):
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self.causal, self.scale, self.dropout, self.backend = causal, scale, dropout, backend
         self.last_backend: str | None = None
-        # Input signature -> use Triton? Checks run once per signature (they only read shapes,
-        # dtypes and devices), so a repeated call skips them: ~50 us of host time on a GPU box.
-        self._checked = SignatureCache()
+        # Input signature (+ 16-byte alignment, causal, dropout) -> "sdpa", "triton", or the
+        # Triton forward plan itself. Checks run once per signature (they only read shapes,
+        # strides, dtypes and devices); a repeated no-grad call is one lookup and one launch,
+        # which matters where a 4K-token kernel takes 44 us (docs/gpu-kernel.md).
+        self._routes = SignatureCache()
 
     def _use_triton(self, q: torch.Tensor, dropout: float) -> bool:
         if self.backend == "sdpa":
@@ -97,19 +99,19 @@ class ImprovedDilatedAttention(nn.Module):
             raise RuntimeError(f"Triton dilated attention cannot run this input: {why}")
         return ok
 
-    def _checked_use_triton(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                            dropout: float) -> bool:
-        key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), dropout, self.backend)
-        use_triton = self._checked.get(key)
-        if use_triton is None:
-            check_qkv(q, k, v)
-            check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
-            use_triton = self._use_triton(q, dropout)
-            if use_triton:
-                _triton_module().check_inputs(q, k, v, self.segment_lengths, self.dilation_rates,
-                                              self.scale)
-            self._checked.remember(key, use_triton)
-        return use_triton
+    def _route(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float,
+               causal: bool):
+        """Check the inputs; return "sdpa", "triton", or a Triton forward plan for no-grad calls
+        (``triton_dilated.inference_plan``) whose inputs have this signature."""
+        check_qkv(q, k, v)
+        check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
+        if not self._use_triton(q, dropout):
+            return "sdpa"
+        mod = _triton_module()
+        mod.check_inputs(q, k, v, self.segment_lengths, self.dilation_rates, self.scale)
+        plan = mod.inference_plan(q, k, v, self.segment_lengths, self.dilation_rates, causal,
+                                  self.scale)
+        return "triton" if plan is None else plan
 
     def _set_last_backend(self, name: str) -> None:
         if self.last_backend != name:  # nn.Module.__setattr__ is slow enough to show per call
@@ -119,10 +121,18 @@ class ImprovedDilatedAttention(nn.Module):
                 is_causal: bool | None = None) -> torch.Tensor:
         causal = self.causal if is_causal is None else is_causal
         dropout = self.dropout if self.training else 0.0
-        if self._checked_use_triton(q, k, v, dropout):
-            self._set_last_backend("triton")
+        key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), dropout, causal,
+               self.backend, q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes.remember(key, self._route(q, k, v, dropout, causal))
+        if route == "sdpa":
+            self._set_last_backend("sdpa")
+            return dilated_attention_sdpa(q, k, v, self.segment_lengths, self.dilation_rates,
+                                          causal, self.scale, dropout)
+        self._set_last_backend("triton")
+        if route == "triton" or (torch.is_grad_enabled()
+                                 and (q.requires_grad or k.requires_grad or v.requires_grad)):
             return _triton_module().attend_checked(
                 q, k, v, self.segment_lengths, self.dilation_rates, causal, self.scale)
-        self._set_last_backend("sdpa")
-        return dilated_attention_sdpa(q, k, v, self.segment_lengths, self.dilation_rates,
-                                      causal, self.scale, dropout)
+        return route(q, k, v)[0]

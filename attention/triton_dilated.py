@@ -415,31 +415,46 @@ def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
 
 
 class _ForwardPlan:
-    """Everything a forward launch derives from shapes, strides, alignment and the pattern, made
-    once; after the first launch, the compiled kernel bound to its grid (``CachedLauncher``)."""
+    """A forward launch for one input signature (shapes, strides, 16-byte alignment, dtype,
+    device), pattern and options, worked out once; after the first launch it also holds the
+    compiled kernel bound to its grid (``CachedLauncher.first_launch``).
 
-    __slots__ = ("grid", "tables", "scalars", "constexprs", "options", "bound")
+    ``plan(q, k, v) -> (out, lse or None)`` for inputs with that signature.
+    """
+
+    __slots__ = ("grid", "tables", "scalars", "constexprs", "options", "store_lse", "zero_fill",
+                 "bound")
 
     def __init__(self, grid: tuple[int, int], tables: tuple[torch.Tensor, torch.Tensor],
-                 scalars: tuple, constexprs: dict, options: dict) -> None:
+                 scalars: tuple, constexprs: dict, options: dict, store_lse: bool,
+                 zero_fill: bool) -> None:
         self.grid, self.tables, self.scalars = grid, tables, scalars  # tables: int32 w, r per head
         self.constexprs, self.options = constexprs, options
+        self.store_lse, self.zero_fill = store_lse, zero_fill
         self.bound = None
 
-    def launch(self, q, k, v, out, lse) -> None:
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        # With in-kernel zero fill the kernel writes every element, so no memset is needed; and
+        # empty_like is about half the host time of torch.empty(shape, device=, dtype=).
+        out = (torch.empty_like(q, memory_format=torch.contiguous_format) if self.zero_fill
+               else torch.zeros(q.shape, device=q.device, dtype=q.dtype))  # contiguous, as assumed
+        b, n, h, _ = q.shape
+        lse = (torch.empty((b, h, n), device=q.device, dtype=torch.float32) if self.store_lse
+               else out)  # the kernel does not touch LSE without STORE_LSE
         args = (q, k, v, out, lse, *self.tables, *self.scalars)
         if self.bound is not None:
             self.bound(*args)
         else:
             self.bound = _FWD.first_launch(self.grid, args, self.constexprs, self.options)
+        return out, (lse if self.store_lse else None)
 
 
 # (shapes, strides, 16-byte alignment, dtype, device, pattern, options) -> plan
 _FORWARD_PLANS = SignatureCache()
 
 
-def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
-                  cfg: KernelConfig, zero_fill: bool) -> _ForwardPlan:
+def _new_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
+              cfg: KernelConfig, zero_fill: bool) -> _ForwardPlan:
     b, n, h, d = q.shape
     if causal and cfg.block_m % cfg.block_n:
         raise ValueError(f"causal forward needs block_m {cfg.block_m} to be a multiple of "
@@ -451,7 +466,22 @@ def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_ls
         constexprs=dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
                         STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
                         ZERO_FILL=zero_fill),
-        options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+        options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
+        store_lse=store_lse, zero_fill=zero_fill)
+
+
+def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
+                  config: KernelConfig | None = None, zero_fill: bool = True) -> _ForwardPlan:
+    # One key per call: on a GPU box each Python step is a visible part of a 4K-token call.
+    key = (q.shape, q.stride(), k.stride(), v.stride(), q.dtype, q.get_device(), segments, rates,
+           causal, scale, store_lse, config, zero_fill,
+           q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16)  # Triton specialises on it
+    plan = _FORWARD_PLANS.get(key)
+    if plan is None:
+        cfg = config or _config(FWD_CONFIGS, q.shape[-1])
+        plan = _FORWARD_PLANS.remember(key, _new_plan(q, k, v, segments, rates, causal, scale,
+                                                      store_lse, cfg, zero_fill))
+    return plan
 
 
 def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
@@ -459,25 +489,10 @@ def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bo
     """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32.
 
     ``zero_fill_in_kernel=False`` memsets the output first instead (kept to measure the choice).
-    One key per call picks the cached plan, which holds the compiled kernel: on a GPU box each
-    Python step here is a visible part of a 4K-token call (docs/gpu-kernel.md).
     """
-    key = (q.shape, q.stride(), k.stride(), v.stride(), q.dtype, q.get_device(), segments, rates,
-           causal, scale, store_lse, config, zero_fill_in_kernel,
-           q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16)  # Triton specialises on it
-    plan = _FORWARD_PLANS.get(key)
-    if plan is None:
-        cfg = config or _config(FWD_CONFIGS, q.shape[-1])
-        plan = _FORWARD_PLANS.remember(key, _forward_plan(q, k, v, segments, rates, causal, scale,
-                                                          store_lse, cfg, zero_fill_in_kernel))
-    # With in-kernel zero fill every element is written by the kernel, so no memset is needed.
-    # empty_like is about half the host time of torch.empty(shape, device=, dtype=).
-    out = (torch.empty_like(q, memory_format=torch.contiguous_format) if zero_fill_in_kernel
-           else torch.zeros(q.shape, device=q.device, dtype=q.dtype))  # contiguous, as the kernel assumes
-    b, n, h, _ = q.shape
-    lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32) if store_lse else out
-    plan.launch(q, k, v, out, lse)
-    return out, (lse if store_lse else None)
+    plan = _forward_plan(q, k, v, segments, rates, causal, scale, store_lse, config,
+                         zero_fill_in_kernel)
+    return plan(q, k, v)
 
 
 def _backward(q, k, v, out, lse, dout, segments, rates, causal: bool, scale: float,
@@ -573,6 +588,21 @@ def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         check_inputs(q, k, v, segments, rates, scale)
         _CHECKED.remember(key)
     return attend_checked(q, k, v, segments, rates, causal, scale)
+
+
+def inference_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],
+                   rates: tuple[int, ...], causal: bool = False, scale: float | None = None):
+    """For inputs that passed ``check_inputs``: the no-grad forward for calls whose q, k, v have
+    these shapes, strides, dtype, device and 16-byte alignment, as ``plan(q, k, v) -> (out,
+    None)``; None where the inputs would first be copied (head_dim not unit-stride).
+
+    A caller that keys its own cache on that signature (``ImprovedDilatedAttention``) calls the
+    plan directly and skips this module's per-call lookups.
+    """
+    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
+        return None
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return _forward_plan(q, k, v, tuple(segments), tuple(rates), bool(causal), scale, store_lse=False)
 
 
 def attend_checked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],

@@ -18,7 +18,7 @@ from triton_interpreter import HAVE_TRITON, interpreted_only, launcher_only, run
 @pytest.mark.slow
 @launcher_only
 def test_kernels_under_triton_interpreter():
-    run_interpreted_tests(__file__, 5)
+    run_interpreted_tests(__file__, 6)
 
 
 def _run_and_compare(shape, segments, rates, causal, dtype, qkv_from_packed=False, atol=None):
@@ -88,6 +88,28 @@ def test_interpreted_inference_path_matches_autograd_path():
         plain = dilated_attention_triton(q, k, v, (16, 32, 64), (1, 2, 4))
     with_grad = dilated_attention_triton(q.requires_grad_(), k, v, (16, 32, 64), (1, 2, 4))
     assert torch.equal(plain, with_grad.detach())
+
+
+@interpreted_only
+def test_interpreted_inference_plan_runs_inputs_of_its_signature():
+    from attention.reference import reference_dilated_attention
+    from attention.triton_dilated import inference_plan
+
+    segments, rates = (16, 32), (1, 2)
+    packed = torch.randn(1, 64, 3, 4, 16)  # q, k, v as views: seq stride 3*h*d
+    q, k, v = packed.unbind(2)
+    plan = inference_plan(q, k, v, segments, rates, causal=True)
+    for _ in range(2):  # a plan is reused for new inputs of the same signature
+        out, lse = plan(q, k, v)
+        ref = reference_dilated_attention(q.double(), k.double(), v.double(), segments, rates,
+                                          causal=True)
+        torch.testing.assert_close(out.double(), ref, atol=2e-5, rtol=0)
+        assert lse is None and out.is_contiguous()
+        packed = torch.randn(1, 64, 3, 4, 16)
+        q, k, v = packed.unbind(2)
+    # head_dim not unit-stride: the kernels need a copy first, so no plan.
+    strided = torch.randn(1, 64, 4, 32)[..., ::2]
+    assert inference_plan(strided, strided, strided, segments, rates) is None
 
 
 def test_triton_available_only_for_cuda_half_precision():
