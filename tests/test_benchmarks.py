@@ -291,3 +291,22 @@ def test_a_dropped_case_frees_its_inputs_without_the_garbage_collector():
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_capacity_search_gives_the_largest_fit_with_its_peak_or_the_reason_it_cannot_run(monkeypatch):
+    """One search per implementation (LargestFit.setup_cache): both tracks read its answer."""
+    capacity = MODULES["bench_capacity"]
+    import dataclasses
+
+    monkeypatch.setattr(COMMON, "PROFILE", dataclasses.replace(COMMON.PROFILE, largest_fit_start=256))
+    peaks = {}
+
+    def fake_attempt(name, n, base, limit_s):  # memory fits up to 5000 tokens; peak grows with n
+        peaks[n] = 1.0 + n / 1e6
+        return capacity.Attempt(n <= 5000, 0.0, peaks[n])
+
+    monkeypatch.setattr(capacity, "_attempt", fake_attempt)
+    largest, peak = capacity.search("DenseAttention", "float32", False)
+    assert 4096 <= largest <= 5000 and peak == peaks[largest]
+    reason = capacity.search("NoSuchAttention", "float32", False)
+    assert isinstance(reason, str) and "NoSuchAttention" in reason
