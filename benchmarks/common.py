@@ -94,6 +94,10 @@ class Profile:
     repeat: tuple[int, int, float] = (1, 5, 2.0)
     warmup_time: float = 0.1
     rounds: int = 1
+    # Calls per asv sample; 0 lets asv time enough back-to-back calls to fill 10 ms. A sample of
+    # one 0.1 ms GPU call is at the mercy of one slow scheduler tick: on the H100 the same 4K
+    # kernel read 0.07-0.18 ms across processes with one call per sample.
+    number: int = 1
 
 
 QUICK = Profile(
@@ -115,20 +119,21 @@ STANDARD_CUDA = Profile(
     name="standard", seq_lens=(4096, 8192, 16384), batches=(1, 4), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16", "float16"), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 16384), accuracy_seq_len=1024,
-    largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2)
+    largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2, number=0)
 
 # The GPU sweep of issue 7 (bf16, batch 1, 12 heads, head_dim 64): 148 parameter sets, about 8
 # minutes a commit on an H100 (asv starts a process per set, 1.5-4 s each of CUDA and library
 # start-up; the first 190-set grid did not finish in 9). Forward at every length, both causal,
 # against flash and cuDNN SDPA; forward+backward, throughput, memory and capacity at the headline
-# shape (32K; not causal for the last three); at most 20 samples or 1 s of samples per set.
+# shape (32K; not causal for the last three); at most 20 samples or 1 s of samples per set,
+# each sample the mean of the calls that fill 10 ms.
 FULL = Profile(
     name="full", seq_lens=(4096, 8192, 16384, 32768), batches=(1,), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 8192, 16384, 32768), accuracy_seq_len=2048,
     backward_seq_lens=(32768,), memory_seq_lens=(32768,), throughput_seq_lens=(32768,),
     detail_causals=(False,), sdpa_backends=("flash", "cudnn"), largest_fit_call_limit_s=2.0,
-    cuda_only=True, repeat=(5, 20, 1.0), warmup_time=0.1, rounds=1)
+    cuda_only=True, repeat=(5, 20, 1.0), warmup_time=0.1, rounds=1, number=0)
 
 
 def _cuda_available() -> bool:
@@ -192,7 +197,7 @@ class Timed:
     repeat = PROFILE.repeat
     warmup_time = PROFILE.warmup_time
     rounds = PROFILE.rounds
-    number = 1  # one call per sample: calls take milliseconds or more
+    number = PROFILE.number
 
 
 SHAPE_PARAM_NAMES = ["implementation", "seq_len", "batch", "heads", "head_dim", "dtype", "causal"]
