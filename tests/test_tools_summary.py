@@ -62,6 +62,8 @@ def test_targets_are_speed_ups_against_flash_sdpa(tmp_path):
     assert "10.0x (vs dense auto 8.0x) | yes |" in text
     assert "| Improved forward at 4K >= 2.5x | not measured | — |" in text
     assert "| ImprovedDilatedAttention | 0.500 | 16.0x | 20.0x |" in text  # the shape table's vs-flash column
+    # History rows: Dense, Improved, BlockSparse, then flash from bench_sdpa.
+    assert " | 8.000 | 0.500 | 1.000 | 10.000 |\n" in text
 
 
 def test_missing_machine_and_commit_are_one_line_errors(tmp_path):

@@ -3,7 +3,7 @@
 Reads asv's own result files (``results/<machine>/<commit>-*.json``) through asv's API: the
 targets of issue 7 as measured (speed-ups against flash SDPA, from ``bench_sdpa``), one table per
 (seq_len, causal) for the forward pass and one for forward+backward, at one commit (default: the
-newest with results), plus the history of the 32K forward across every commit.
+newest with results), plus the history of the 4K and 32K forward across every commit.
 
 Usage: ``python -m tools.summary --machine h100-80gb-hbm3x1 [--commit SHA] [--output FILE]``
 """
@@ -177,6 +177,20 @@ def coverage_table(runs: list[Results]) -> list[str]:
     return lines + [""]
 
 
+def history_table(runs: list[Results], seq_len: str) -> list[str]:
+    """Forward time (ms, not causal) at ``seq_len`` per commit, oldest first; flash where measured."""
+    lines = [f"## history: forward at {seq_len} tokens, not causal (ms)", "",
+             "| commit | " + " | ".join(HISTORY) + " | flash |", "|---" * (len(HISTORY) + 2) + "|"]
+    for r in runs:
+        at = by_implementation(r, FORWARD, seq_len, "False")
+        if at:
+            flash = flash_time(r, FORWARD, seq_len, "False")
+            cells = [f"{at[n] * 1e3:.3f}" if n in at else "—" for n in HISTORY]
+            cells.append(f"{flash * 1e3:.3f}" if flash else "—")
+            lines.append(f"| {r.commit_hash[:8]} | " + " | ".join(cells) + " |")
+    return lines + [""] if len(lines) > 4 else []
+
+
 def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
     facts, runs = load_machine(results_dir, machine)
     if not runs:
@@ -198,13 +212,8 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
                       *shape_table(run, key, seq_len, causal), ""]
     lines += largest_table(runs)
     lines += coverage_table(runs)
-    lines += ["## history: forward at 32768 tokens, not causal (ms)", "",
-              "| commit | " + " | ".join(HISTORY) + " |", "|---" * (len(HISTORY) + 1) + "|"]
-    for r in runs:
-        at = by_implementation(r, FORWARD, "32768", "False")
-        if at:
-            cells = [f"{at[n] * 1e3:.3f}" if n in at else "—" for n in HISTORY]
-            lines.append(f"| {r.commit_hash[:8]} | " + " | ".join(cells) + " |")
+    for seq_len in ("4096", HEADLINE):
+        lines += history_table(runs, seq_len)
     return "\n".join(lines) + "\n"
 
 
