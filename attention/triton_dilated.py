@@ -590,6 +590,10 @@ def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return attend_checked(q, k, v, segments, rates, causal, scale)
 
 
+def _softmax_scale(q: torch.Tensor, scale: float | None) -> float:
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+
+
 def inference_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],
                    rates: tuple[int, ...], causal: bool = False, scale: float | None = None):
     """For inputs that passed ``check_inputs``: the no-grad forward for calls whose q, k, v have
@@ -601,15 +605,15 @@ def inference_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: 
     """
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         return None
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return _forward_plan(q, k, v, tuple(segments), tuple(rates), bool(causal), scale, store_lse=False)
+    return _forward_plan(q, k, v, tuple(segments), tuple(rates), bool(causal),
+                         _softmax_scale(q, scale), store_lse=False)
 
 
 def attend_checked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],
                    rates: tuple[int, ...], causal: bool = False,
                    scale: float | None = None) -> torch.Tensor:
     """``dilated_attention_triton`` for inputs that already passed ``check_inputs`` (tuples)."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scale = _softmax_scale(q, scale)
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):

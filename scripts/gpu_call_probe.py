@@ -154,6 +154,27 @@ def host_ns(fn, n: int = 400) -> float:
     return statistics.median(samples)
 
 
+def cached_launch_checks(module, q, k, v, segs, seq_len: int) -> None:
+    """Repeated calls (the cached launch from the second on) against another path's output."""
+    from attention.block_sparse import BlockSparseAttention
+    from attention.improved import ImprovedDilatedAttention
+
+    ref = ImprovedDilatedAttention(segs, (1, 2, 4), backend="sdpa")(q, k, v).float()
+    outs = [module(q, k, v) for _ in range(3)]
+    report("Improved cached launch vs SDPA path", outs, ref)
+    sparse = BlockSparseAttention(backend="auto")
+    outs = [sparse(q, k, v) for _ in range(3)]
+    ref = BlockSparseAttention(backend="gather", block_pattern=sparse.pattern_for(seq_len))(q, k, v)
+    report(f"BlockSparse {sparse.last_backend} vs gather", outs, ref.float())
+
+
+def report(label: str, outs: list[torch.Tensor], ref: torch.Tensor) -> None:
+    err = max(((o.float() - ref).abs().max() / ref.abs().max()).item() for o in outs)
+    same = all(torch.equal(o, outs[0]) for o in outs)
+    say(f"{label}: max |err| / max |ref| {err:.2e}, repeat calls identical: {same} -> "
+        f"{'PASS' if err < 2e-2 and same else 'FAIL'}")
+
+
 def host_steps(seq_len: int) -> None:
     """Host microseconds of each step of the Improved forward's path, to see what is left to cut."""
     from triton.runtime import driver
@@ -201,24 +222,7 @@ def host_steps(seq_len: int) -> None:
             "module.forward": lambda: module.forward(q, k, v),
             "module(q, k, v)": lambda: module(q, k, v),
         }
-        from attention.improved import ImprovedDilatedAttention
-
-        ref = ImprovedDilatedAttention(segs, (1, 2, 4), backend="sdpa")(q, k, v).float()
-        outs = [module(q, k, v) for _ in range(3)]  # through plan.bound, the cached launch
-        err = max(((o.float() - ref).abs().max() / ref.abs().max()).item() for o in outs)
-        same = all(torch.equal(o, outs[0]) for o in outs)
-        say(f"cached launch vs SDPA path: max |err| / max |ref| {err:.2e}, repeat calls identical: "
-            f"{same} -> {'PASS' if err < 2e-2 and same else 'FAIL'}")
-        from attention.block_sparse import BlockSparseAttention
-
-        sparse = BlockSparseAttention(backend="auto")
-        outs = [sparse(q, k, v) for _ in range(3)]  # the Triton kernel's cached launch from call 2
-        ref = BlockSparseAttention(backend="gather", block_pattern=sparse.pattern_for(seq_len))(
-            q, k, v).float()
-        err = max(((o.float() - ref).abs().max() / ref.abs().max()).item() for o in outs)
-        same = all(torch.equal(o, outs[0]) for o in outs)
-        say(f"BlockSparse {sparse.last_backend} vs gather: max |err| / max |ref| {err:.2e}, repeat "
-            f"calls identical: {same} -> {'PASS' if err < 2e-2 and same else 'FAIL'}")
+        cached_launch_checks(module, q, k, v, segs, seq_len)
         say(f"## Host steps of the Improved forward at {seq_len} (median us, no synchronise)")
         say("| step | us |")
         say("|---|---|")
