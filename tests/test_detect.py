@@ -1,4 +1,4 @@
-"""tools.detect on synthetic histories whose truth is known by construction.
+"""tools.lib.detect on synthetic histories whose truth is known by construction.
 
 Histories are generated here with numpy (not with tools.simulate) so that a bug shared by the
 simulator and the detector cannot hide. Seeds are fixed; counts of allowed misses are binomial
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from tools.detect import Step, asv_steps, detect_steps
+from tools.lib.detect import Step, asv_steps, detect_steps
 
 COMMITS = [f"c{i:02d}" for i in range(20)]
 

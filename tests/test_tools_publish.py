@@ -51,7 +51,7 @@ def test_missing_benchmarks_json_is_a_one_line_error(tmp_path):
 
 
 def test_rises_of_higher_is_better_benchmarks_leave_the_regressions_page_and_feed(tmp_path):
-    from tools.site_regressions import drop_backwards_regressions
+    from tools.lib.site_regressions import drop_backwards_regressions
 
     html = tmp_path / "html"
     html.mkdir()

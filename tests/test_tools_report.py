@@ -153,11 +153,11 @@ def test_published_site_is_read_too(real_repo):
 
 
 def test_samples_detector_falls_back_to_asv_when_missing(stepped, monkeypatch, capsys):
-    from tools import regressions
-    from tools.series import series_from_results
+    from tools.lib import regressions
+    from tools.lib.series import series_from_results
 
     d, commits = stepped
-    monkeypatch.setitem(sys.modules, "tools.detect", None)  # import of tools.detect now fails
+    monkeypatch.setitem(sys.modules, "tools.lib.detect", None)  # import of tools.lib.detect now fails
     found, used = regressions.find_regressions(series_from_results(str(d)), "samples", 1.1)
     assert used == "asv"
     assert "sample-aware detector unavailable" in capsys.readouterr().err
@@ -166,8 +166,8 @@ def test_samples_detector_falls_back_to_asv_when_missing(stepped, monkeypatch, c
 
 @pytest.mark.parametrize("detector", ["asv", "samples"])
 def test_a_throughput_drop_is_the_regression_and_a_rise_is_not(detector):
-    from tools.regressions import find_regressions
-    from tools.series import Point, Series
+    from tools.lib.regressions import find_regressions
+    from tools.lib.series import Point, Series
 
     rng = random.Random(7)
 

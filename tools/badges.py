@@ -16,8 +16,8 @@ from xml.sax.saxutils import escape
 
 from asv import util as asv_util
 
-from tools.regressions import find_regressions
-from tools.series import Series, series_from_results
+from tools.lib.regressions import find_regressions
+from tools.lib.series import Series, series_from_results
 
 GREEN, RED, BLUE, GREY = "#4c1", "#e05d44", "#007ec6", "#9f9f9f"
 CHAR_WIDTH = 6.5  # px per character of 11px Verdana, close enough for a badge

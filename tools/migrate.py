@@ -29,7 +29,7 @@ from asv.machine import Machine
 from asv.results import Results, get_filename
 from asv.runner import BenchmarkResult
 
-from tools.legacy_format import LegacyEntry, load_legacy, timestamp_from_name
+from tools.lib.legacy_format import LegacyEntry, load_legacy, timestamp_from_name
 
 TIME_BENCHMARK = "legacy.time_forward"
 MEMORY_BENCHMARK = "legacy.peakmem_forward"

@@ -10,7 +10,7 @@ which asv would try to read as a result file); this adds the definitions
 missing from ``benchmarks.json`` and, for one defined in both, the parameter values it lacks (asv
 maps every stored result to the published grid by value, so each machine's results find their
 place). Then it runs ``asv publish``, removes the rises of throughput and capacity benchmarks
-from the Regressions page (``tools.site_regressions``), points the site at local copies of its
+from the Regressions page (``tools.lib.site_regressions``), points the site at local copies of its
 JavaScript (``site_assets``), and writes the badges.
 
 Usage: ``python -m tools.publish [--config asv.conf.json]``
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from site_assets.localize import localize
-from tools.site_regressions import drop_backwards_regressions
+from tools.lib.site_regressions import drop_backwards_regressions
 
 
 def merge_saved_definitions(results_dir: Path) -> list[str]:

@@ -14,8 +14,8 @@ import sys
 
 from asv import util as asv_util
 
-from tools.regressions import Regression, find_regressions
-from tools.series import Series, series_from_results, series_from_site
+from tools.lib.regressions import Regression, find_regressions
+from tools.lib.series import Series, series_from_results, series_from_site
 
 
 def _commit_count(all_series: list[Series]) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("md", "json"), default="md")
     parser.add_argument("--output", help="write here instead of stdout")
     parser.add_argument("--detector", choices=("samples", "asv"), default="samples",
-                        help="samples: sample-aware test (tools.detect); asv: asv's step_detect (default: samples)")
+                        help="samples: sample-aware test (tools.lib.detect); asv: asv's step_detect (default: samples)")
     parser.add_argument("--threshold", type=float, default=1.10, help="smallest after/before ratio reported")
     parser.add_argument("--alpha", type=float, default=0.01, help="significance level of the samples detector")
     parser.add_argument("--benchmark", help="only benchmarks whose name contains this text")

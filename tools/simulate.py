@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from tools.detect import Step, asv_steps, detect_steps
+from tools.lib.detect import Step, asv_steps, detect_steps
 
 # A noise model draws a (commits, samples) array of multiplicative noise around 1.
 NoiseModel = Callable[[np.random.Generator, int, int], np.ndarray]

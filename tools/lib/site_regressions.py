@@ -1,7 +1,7 @@
 """asv's Regressions page and feed without the entries asv gets backwards.
 
 asv treats every benchmark as lower-is-better: for throughput and capacity (units in
-``tools.regressions.HIGHER_IS_BETTER_UNITS``) its site lists rises as regressions and never a
+``tools.lib.regressions.HIGHER_IS_BETTER_UNITS``) its site lists rises as regressions and never a
 drop. This removes those entries from ``html/regressions.json`` (the page) and
 ``html/regressions.xml`` (the Atom feed); ``tools.report`` and the badges search those series the
 right way round.
@@ -12,7 +12,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tools.regressions import HIGHER_IS_BETTER_UNITS
+from tools.lib.regressions import HIGHER_IS_BETTER_UNITS
 
 ATOM = "http://www.w3.org/2005/Atom"
 

@@ -1,7 +1,7 @@
 """Finding regressions (upward steps) in per-commit series, with asv's detector or the sample-aware one.
 
 ``asv``: asv's own ``step_detect`` on one value per commit, weighted as ``asv publish`` weights them.
-``samples``: ``tools.detect.detect_steps`` (a test on the raw samples of each side of a step).
+``samples``: ``tools.lib.detect.detect_steps`` (a test on the raw samples of each side of a step).
 A regression is reported when after/before >= threshold; ``open`` when the latest value is still
 at least ``threshold`` times the last good one. Series whose unit is a throughput or a capacity
 (``HIGHER_IS_BETTER_UNITS``) are searched as reciprocals, so a drop is the regression there (asv's
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 
 from asv import step_detect
 
-from tools.series import Point, Series
+from tools.lib.series import Point, Series
 
 
 @dataclass
@@ -103,9 +103,9 @@ def samples_regressions(series: Series, threshold: float, alpha: float, detect_s
 
 
 def load_samples_detector():
-    """Engineer D's detector, or None (with a note on stderr) when tools.detect is not there."""
+    """Engineer D's detector, or None (with a note on stderr) when tools.lib.detect is not there."""
     try:
-        from tools.detect import detect_steps
+        from tools.lib.detect import detect_steps
     except ImportError as exc:
         print(f"note: sample-aware detector unavailable ({exc}); using asv's step detection", file=sys.stderr)
         return None
