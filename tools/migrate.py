@@ -43,6 +43,8 @@ PARAM_NAMES = ["implementation", "seq_len", "shape"]
 # Fixed: results written by any run of this tool stay valid for the benchmarks.json entries it writes.
 BENCHMARK_VERSION = "attnbench-legacy-1"
 UNKNOWN_MACHINE_FIELDS = ("os", "arch", "cpu", "num_cpu", "ram")
+# Top-level key of a migrated result file listing the failed legacy entries and their error text.
+LEGACY_ERRORS_KEY = "legacy_errors"
 
 
 @dataclass
@@ -146,11 +148,16 @@ def _by_key(entries: list[LegacyEntry]) -> tuple[dict, list[str]]:
     return table, notes
 
 
+def failures(entries: list[LegacyEntry]) -> list[dict]:
+    """The failed entries, each ``{implementation, seq_len, shape, error}`` (the error text kept)."""
+    return [{"implementation": e.implementation, "seq_len": e.seq_len, "shape": e.shape, "error": e.error}
+            for e in entries if e.error is not None]
+
+
 def failure_text(entries: list[LegacyEntry]) -> str:
-    """One line per failed entry, ``implementation seq_len=N [shape]: error text`` (asv keeps one
-    stderr per benchmark, not per parameter combination)."""
-    return "".join(f"{e.implementation} seq_len={e.seq_len} [{e.shape}]: {e.error}\n"
-                   for e in entries if e.error is not None)
+    """One line per failed entry, ``implementation seq_len=N [shape]: error text``."""
+    return "".join(f"{f['implementation']} seq_len={f['seq_len']} [{f['shape']}]: {f['error']}\n"
+                   for f in failures(entries))
 
 
 def _time_result(entry: LegacyEntry | None) -> tuple[float | None, list[float] | None, int | None]:
@@ -201,12 +208,19 @@ def result_path(results: Results) -> str:
     return get_filename(results.params["machine"], results.commit_hash, results.env_name)
 
 
-def _write_if_new(results: Results, results_dir: str, force: bool) -> str:
+def _write_if_new(results: Results, results_dir: str, force: bool, failures: list[dict] | None = None) -> str:
     """Save unless an identical file is there; a different one is kept unless ``force``."""
     target = os.path.join(results_dir, result_path(results))
     with tempfile.TemporaryDirectory() as tmp:
         results.save(tmp)
-        with open(os.path.join(tmp, result_path(results)), "rb") as fh:
+        saved = os.path.join(tmp, result_path(results))
+        if failures:
+            # asv keeps no error text in a result file (stderr is not saved): this key holds it;
+            # asv reads past keys it does not know.
+            data = asv_util.load_json(saved)
+            data[LEGACY_ERRORS_KEY] = failures
+            asv_util.write_json(saved, data)
+        with open(saved, "rb") as fh:
             fresh = fh.read()
     if os.path.exists(target):
         with open(target, "rb") as fh:
@@ -345,7 +359,8 @@ def migrate(args: argparse.Namespace) -> int:
         results, notes = build_results(entries, commit, machine_params, env_name_for(path), started)
         n_failed = sum(e.error is not None for e in entries)
         target = os.path.join(args.results_dir, result_path(results))
-        status = "planned" if args.dry_run else _write_if_new(results, args.results_dir, args.force)
+        status = "planned" if args.dry_run else _write_if_new(results, args.results_dir, args.force,
+                                                                      failures(entries))
         if not status.startswith("kept"):
             all_params.append(_params_of(entries))
         else:
