@@ -1,4 +1,4 @@
-"""Reading the legacy result files into flat, validated entries.
+"""Reading the legacy result files (format: docs/semantics.md) into flat, validated entries.
 
 A legacy file holds either ``{implementation: [entry, ...], ...}`` or one implementation's list at
 the top level. An entry has ``implementation`` (or takes its key's), ``seq_len``, optional
