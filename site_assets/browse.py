@@ -121,17 +121,17 @@ def view_site(html_dir: Path, benchmark: str | None = None, screenshot: Path | N
     return view
 
 
-def screenshot_page(html_dir: Path, page: str, path: Path, width: int = 1400,
+def screenshot_page(html_dir: Path, page: str, path: Path, width: int = 1400, height: int | None = None,
                     profile_dir: Path | None = None) -> list[str]:
-    """Save a PNG of the whole of ``html_dir/page`` (as tall as the page); returns the browser's
-    error log lines."""
+    """Save a PNG of ``html_dir/page``, ``height`` pixels of it (default: as tall as the page);
+    returns the browser's error log lines."""
     import tempfile
 
     with serve(html_dir) as base, tempfile.TemporaryDirectory(dir=profile_dir) as profile:
         browser = driver(Path(profile))
         try:
             browser.get(f"{base}/{page}")
-            height = browser.execute_script("return document.documentElement.scrollHeight;")
+            height = height or browser.execute_script("return document.documentElement.scrollHeight;")
             browser.set_window_size(width, int(height) + 140)  # + the window's own chrome
             path.parent.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(path))
@@ -161,13 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html_dir", type=Path, nargs="?", default=Path("html"))
     parser.add_argument("--benchmark", help="benchmark id to graph (default: first in the list)")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the graph page here")
-    parser.add_argument("--page", help="only save a full-length PNG of this page (e.g. overview.html) "
-                                       "to --screenshot")
+    parser.add_argument("--page", help="only save a PNG of this page (e.g. overview.html) to --screenshot")
+    parser.add_argument("--size", default="1400x0", help="--page's window WIDTHxHEIGHT in pixels "
+                                                         "(height 0: the whole page)")
     args = parser.parse_args(argv)
     if args.page:
         if not args.screenshot:
             parser.error("--page needs --screenshot")
-        for err in screenshot_page(args.html_dir, args.page, args.screenshot):
+        width, _, height = args.size.partition("x")
+        for err in screenshot_page(args.html_dir, args.page, args.screenshot, int(width), int(height or 0) or None):
             print("browser error:", err)
         print(f"wrote {args.screenshot}")
         return 0

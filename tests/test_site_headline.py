@@ -62,7 +62,7 @@ def test_dense_attention_itself_is_a_baseline_when_no_sdpa_backend_was_measured(
                                          ("Improved", "1024"): 0.001}, {})
     run, shape, baseline, rows = hl.headline_rows(hl.load_machine(machine_dir.parent, "gpu"))
     assert shape.seq_len == "2048"  # the longest forward measured
-    assert baseline.name == "DenseAttention" and rows[0].ratio == pytest.approx(2.0)
+    assert baseline.name == "DenseAttention (auto SDPA)" and rows[0].ratio == pytest.approx(2.0)
 
 
 def test_history_is_per_commit_against_that_commits_fastest_dense(machine_dir):
@@ -74,7 +74,7 @@ def test_history_is_per_commit_against_that_commits_fastest_dense(machine_dir):
     _, shape, _, _ = hl.headline_rows(machine)
     history = hl.ratio_history(machine, shape)
     assert [(p.commit[0], p.baseline.name, p.ratio) for p in history["Improved"]] == [
-        ("c", "flash SDPA", pytest.approx(2.0)), ("d", "DenseAttention", pytest.approx(3.0))]
+        ("c", "flash SDPA", pytest.approx(2.0)), ("d", "DenseAttention (auto SDPA)", pytest.approx(3.0))]
     # asv's git order, where given, wins over the stored dates
     reordered = hl.load_machine(machine_dir.parent, "gpu", order={"d" * 40: 0, "c" * 40: 1})
     assert [r.commit_hash[0] for r in reordered.runs] == ["d", "c"]

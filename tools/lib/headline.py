@@ -116,9 +116,14 @@ def load_machine(results_dir: Path, machine: str, order: dict[str, int] | None =
     """The machine's facts and result files, oldest first: by ``order`` (commit -> position, asv's
     git order) where it knows every commit, else by the commit dates in the files. A missing or
     unreadable machine.json is a ToolError; an unreadable result file is skipped with a warning."""
-    folder = Path(results_dir) / machine
-    if not folder.is_dir():
-        raise ToolError(f"no results for machine {machine!r} under {results_dir}")
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ToolError(f"results directory {results_dir} does not exist")
+    folder = results_dir / machine
+    if not (folder / "machine.json").is_file():
+        known = sorted(p.parent.name for p in results_dir.glob("*/machine.json"))
+        raise ToolError(f"no results for machine {machine!r} under {results_dir} (machines there: "
+                        f"{', '.join(known) or 'none'})")
     facts = machine_facts(str(folder))
     runs = list(iter_results_checked(str(results_dir), machine))
     if order and all(r.commit_hash in order for r in runs):
@@ -129,13 +134,13 @@ def load_machine(results_dir: Path, machine: str, order: dict[str, int] | None =
 
 
 def values(run: Results, key: str) -> dict[tuple, float]:
-    """{param tuple (asv's repr strings): value} for one benchmark in one run; NaN/None dropped."""
+    """{param tuple (asv's repr strings): value} for one benchmark in one run; NaN/None/inf dropped."""
     if key not in run.get_all_result_keys():
         return {}
     params = run.get_result_params(key)
     out = {}
     for combo, value in zip(itertools.product(*params), run.get_result_value(key, params)):
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+        if isinstance(value, (int, float)) and math.isfinite(value):  # None/NaN: not run; inf: no value
             out[combo] = value
     return out
 
@@ -156,7 +161,7 @@ def _dense_candidates(run: Results, shape: Shape, gpu: bool, backward: bool = Fa
     dense = shape.params(DENSE)
     forward = values(run, time_key)
     if dense in forward:
-        found.append(Baseline(DENSE, _measured(run, time_key, dense, forward[dense])))
+        found.append(Baseline(f"{DENSE} (auto SDPA)", _measured(run, time_key, dense, forward[dense])))
     for combo, seconds in values(run, sdpa_key).items():
         backend = combo[0].strip("'")
         if combo[1:] != (shape.seq_len, shape.dtype, shape.causal) or (gpu and backend == "math"):

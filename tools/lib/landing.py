@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from tools.lib import headline as hl
 from tools.lib.headline import Baseline, HeadlineRow, MachineResults, Measured, Shape
-from tools.lib.landing_svg import PlotPoint, PlotSeries, line_plot
+from tools.lib.landing_svg import COLOURS, PlotPoint, PlotSeries, line_plot
 from tools.lib.peaks import PEAK_TFLOPS_16BIT, peak_tflops
 
 __all__ = ["PAGE", "asv_graph_url", "render_landing", "write_landing", "machine_names"]
@@ -212,14 +212,24 @@ def _time_point(name: str, m: Measured) -> PlotPoint:
                   _ms(m.value), "value", m)
 
 
+BASELINE_COLOURS = ("#555555", "#bcbd22", "#17becf", "#999999")
+
+
+def _colours(section: _Section) -> dict[str, str]:
+    """One colour per implementation, the same in every plot of a machine (table order)."""
+    return {row.implementation: COLOURS[i % 8] for i, row in enumerate(section.rows)}
+
+
 def _seq_len_plot(section: _Section) -> str:
     m, run, shape = section.machine, section.run, section.shape
     forward = hl.forward_by_seq_len(run, shape)
     dense = hl.dense_by_seq_len(run, shape, m.is_gpu)
-    series = [PlotSeries(name, [_time_point(name, p) for p in points])
+    colour = _colours(section)
+    series = [PlotSeries(name, [_time_point(name, p) for p in points], colour=colour.get(name))
               for name, points in sorted(forward.items(), key=lambda kv: kv[1][-1].value)]
-    series += [PlotSeries(f"{name} (dense baseline)", [_time_point(name, p) for p in points], dashed=True)
-               for name, points in dense.items()]
+    series += [PlotSeries(f"{name} (dense baseline)", [_time_point(name, p) for p in points], dashed=True,
+                          colour=BASELINE_COLOURS[i % len(BASELINE_COLOURS)])
+               for i, (name, points) in enumerate(dense.items())]
     seq_lens = sorted({int(p.x) for s in series for p in s.points})
     svg = line_plot(series, x_label="sequence length (tokens, log)", y_label="forward time (ms, log)",
                     x_log=True, y_log=True,
@@ -241,7 +251,8 @@ def _history_plot(section: _Section) -> str:
     series = [PlotSeries(name, [_point(
         position[p.commit], p.ratio,
         f"{name} at {p.commit[:8]}: {_ratio(p.ratio)} ({p.baseline.name} {_ms(p.baseline.time.value)} ms "
-        f"/ {_ms(p.time.value)} ms)", _ratio(p.ratio), "ratio", p.baseline.time, p.time) for p in points])
+        f"/ {_ms(p.time.value)} ms)", _ratio(p.ratio), "ratio", p.baseline.time, p.time) for p in points],
+        colour=_colours(section).get(name))
         for name, points in sorted(history.items(), key=lambda kv: -kv[1][-1].ratio)]
     svg = line_plot(series, x_label="commit (oldest left)", y_label="speed-up vs fastest dense (x)",
                     x_ticks=[(i, c[:8]) for i, c in enumerate(commits)], rotate_x_labels=True,
@@ -320,20 +331,20 @@ def _machine_section(section: _Section, results_dir: Path, benchmarks: dict) -> 
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 0 2em 2em; color: #222; max-width: 1600px; }
+body { font-family: system-ui, sans-serif; margin: 0 2em 2em; color: #222222; max-width: 1600px; }
 nav { padding: .6em 0; border-bottom: 1px solid #ddd; margin-bottom: 1em; }
 nav a { margin-right: 1.2em; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: 14px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; }
 th { background: #f4f4f4; font-weight: 600; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.na { color: #999; }
-.at { color: #777; font-size: 10px; font-weight: normal; }
+td.na { color: #999999; }
+.at { color: #777777; font-size: 10px; font-weight: normal; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0 1em; font-size: 14px; }
-dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
+dl.facts dt { color: #666666; } dl.facts dd { margin: 0; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; } figcaption { font-size: 13px; max-width: 800px; }
-.absent { color: #666; font-style: italic; }
+figure { margin: 0; width: 690px; } figcaption { font-size: 13px; }
+.absent { color: #666666; font-style: italic; }
 tr.confirmed td:first-child { color: #b00; font-weight: 600; }
 section.machine { border-top: 2px solid #ccc; margin-top: 1.5em; }
 """

@@ -14,9 +14,9 @@ __all__ = ["PlotPoint", "PlotSeries", "line_plot", "nice_log_ticks", "nice_linea
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-WIDTH, HEIGHT = 500, 300
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 58
-LEGEND_WIDTH = 250
+WIDTH, HEIGHT = 450, 320
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 76
+LEGEND_WIDTH = 235
 
 
 @dataclass
@@ -33,6 +33,7 @@ class PlotSeries:
     name: str
     points: list[PlotPoint] = field(default_factory=list)
     dashed: bool = False
+    colour: str | None = None  # default: the next of COLOURS
 
 
 def nice_log_ticks(low: float, high: float) -> list[float]:
@@ -133,7 +134,7 @@ def line_plot(series: list[PlotSeries], *, x_label: str, y_label: str, x_log: bo
                f'<text transform="translate(12 {TOP + plot_h / 2}) rotate(-90)" '
                f'text-anchor="middle">{escape(y_label)}</text>')
     for i, s in enumerate(series):
-        colour = COLOURS[i % len(COLOURS)]
+        colour = s.colour or COLOURS[i % len(COLOURS)]
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""
         path = " ".join(f"{fx(p.x):.1f},{fy(p.y):.1f}" for p in s.points)
         out.append(f'<g class="series" data-name={quoteattr(s.name)}>'
