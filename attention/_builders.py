@@ -1,6 +1,6 @@
-"""How the registry builds each implementation for an ``AttentionSpec``.
+"""The build, supports and pairs functions that the implementation table names.
 
-Every ``build_*`` returns ``fn(q, k, v) -> out`` on ``(batch, seq_len, num_heads, head_dim)``
+The table (``attention/implementations.py``) refers to them as ``"_builders:<function>"``. Every ``build_*`` returns ``fn(q, k, v) -> out`` on ``(batch, seq_len, num_heads, head_dim)``
 tensors; every ``supports_*`` returns None or a one-line reason the spec cannot run.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Dilated attention written plainly: loops over heads and segments (the readable version).
 
-Semantics: shared/README.md section 1. q, k, v and the output are
+Semantics: docs/semantics.md. q, k, v and the output are
 ``(batch, seq_len, num_heads, head_dim)``. ``ImprovedDilatedAttention`` computes the same
 function, vectorised.
 """

@@ -1,7 +1,7 @@
 """Vectorised dilated attention: one SDPA call per (group, dilation offset), no segment loop.
 
 q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``; semantics are
-shared/README.md section 1, the same function as ``DilatedAttention`` to float tolerance.
+docs/semantics.md, the same function as ``DilatedAttention`` to float tolerance.
 
 How: view the sequence as ``(batch, seq_len / w, w, heads, head_dim)``. The positions one head uses
 are ``[..., offset::r, h]`` and the heads of one group sharing ``offset = h % r`` are a strided head

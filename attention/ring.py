@@ -2,7 +2,7 @@
 
 Each rank holds ``seq_len / world`` consecutive tokens of q, k, v, shaped
 ``(batch, seq_len / world, num_heads, head_dim)``, and gets back its own tokens of the output of
-``DilatedAttention`` on the whole sequence (shared/README.md section 1).
+``DilatedAttention`` on the whole sequence (docs/semantics.md).
 
 Key optimisation -- only blocks that can interact are ever sent or computed:
 

@@ -7,7 +7,8 @@ asv runs today's benchmarks against old commits' installed ``attention`` package
 here may assume an API that an old commit lacks: a missing implementation, module or function
 is a skip (``NotImplementedError`` from ``setup``), never a failure. Param lists must not depend
 on the commit either (asv maps a result to its parameters by index), which is why implementation
-names are a fixed table below rather than read from the registry at import.
+names come from today's table file (``attention/implementations.py``, read by path) rather than
+from the registry of the package being measured.
 
 Environment variables (read at import, identical for discovery and every commit):
   ATTNBENCH_PROFILE   quick (default) | standard | full
@@ -23,6 +24,7 @@ import os
 # that imported this module, and a CUDA runtime initialised before fork is unusable after it.
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
+import ast  # noqa: E402
 import importlib  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -49,17 +51,27 @@ for _lazy in ("attention.kernels.dilated", "attention.kernels.block_sparse",
     except Exception:  # noqa: BLE001 - absent at this commit or without triton: nothing to pay
         pass
 
-# Every implementation the suite tracks; tests/test_benchmarks.py fails when the registry holds
-# one that is missing here. Append only (keeps old results' parameter indices valid).
-IMPLEMENTATIONS: tuple[str, ...] = (
-    "DenseAttention",
-    "DilatedAttention",
-    "ImprovedDilatedAttention",
-    "MultiheadDilatedAttention",
-    "ImprovedMultiheadDilatedAttention",
-    "BlockSparseAttention",
-    "RingDilatedAttention",
-)
+
+
+def _implementation_table() -> tuple[str, ...]:
+    """Names of the implementation table (``attention/implementations.py``), in its order.
+
+    Read from today's working tree by path, never imported from the package being measured:
+    an old commit's package has an older (or no) table, and asv maps stored results to
+    parameters by index, so the order must be today's for every commit. The file is plain data.
+    """
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "attention", "implementations.py")
+    with open(path, encoding="utf-8") as f:
+        module = ast.parse(f.read(), path)
+    for node in module.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["IMPLEMENTATIONS"]:
+            return tuple(entry["name"] for entry in ast.literal_eval(node.value))
+    raise RuntimeError(f"{path} assigns no IMPLEMENTATIONS literal")
+
+
+# Every implementation the suite tracks (append-only table: old results' parameter indices stay valid).
+IMPLEMENTATIONS: tuple[str, ...] = _implementation_table()
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64}
 MIB = 2.0 ** 20

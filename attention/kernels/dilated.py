@@ -1,8 +1,8 @@
 """Dilated attention as fused Triton kernels (forward and backward), reading q/k/v in place.
 
 Shape convention: q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``.
-What it computes (``attention.reference`` is the definition): heads are split into equal groups,
-group ``g`` with segment length ``w`` and dilation rate ``r``. Head ``h`` of group ``g`` (offset
+What it computes (docs/semantics.md defines it): heads are split into equal groups, group ``g``
+with segment length ``w`` and dilation rate ``r``. Head ``h`` of group ``g`` (offset
 ``o = h % r``) attends, inside each segment ``[s*w, (s+1)*w)``, only among the rows
 ``s*w + o + r*t``: a strided view of the sequence, so every kernel reads and writes rows with
 stride ``r * stride_seq`` instead of gathering. Rows of the other offsets are exactly zero in the

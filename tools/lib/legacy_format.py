@@ -1,4 +1,4 @@
-"""Reading the legacy result files (shared/README.md section 2) into flat, validated entries.
+"""Reading the legacy result files (format: docs/semantics.md) into flat, validated entries.
 
 A legacy file holds either ``{implementation: [entry, ...], ...}`` or one implementation's list at
 the top level. Times are in ms, memory in MiB; ``error`` marks a failed measurement.
