@@ -55,22 +55,20 @@ def replace_between_markers(text: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.simulate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=500, help="histories per row (default: %(default)s)")
+    parser.add_argument("--trials", type=cli.positive_int, default=500, help="histories per row (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default="results", help="asv results with the real series ('' to skip)")
-    parser.add_argument("--plants", type=int, default=8, help="planted steps per real series (default: %(default)s)")
+    parser.add_argument("--plants", type=cli.positive_int, default=8, help="planted steps per real series (default: %(default)s)")
     parser.add_argument("--otava-python", default=DEFAULT_OTAVA_PYTHON,
                         help="interpreter with apache-otava 0.8.0 (default: %(default)s)")
     parser.add_argument("--write", metavar="FILE", help="also write the table into FILE between its markers")
     parser.add_argument("--speed", action="store_true", help="time the detector instead")
-    parser.add_argument("--speed-benchmarks", type=int, default=1000)
-    parser.add_argument("--speed-commits", type=int, default=500)
+    parser.add_argument("--speed-benchmarks", type=cli.positive_int, default=1000)
+    parser.add_argument("--speed-commits", type=cli.positive_int, default=500)
     args = parser.parse_args(argv)
-    if args.trials < 1 or args.plants < 1:
-        parser.error(f"--trials and --plants must be >= 1, got {args.trials} and {args.plants}")
     if args.speed:
-        if args.speed_benchmarks < 1 or args.speed_commits < 2:
-            parser.error("--speed-benchmarks must be >= 1 and --speed-commits >= 2")
+        if args.speed_commits < 2:
+            parser.error(f"argument --speed-commits: must be at least 2, got {args.speed_commits}")
         print(measure_speed(args.speed_benchmarks, args.speed_commits, args.seed))
         return 0
     rows, meta = evaluate(args.trials, args.seed, args.otava_python, args.results or None, args.plants,

@@ -22,7 +22,7 @@ from tools.lib.detect import DEFAULT_ALPHA
 from tools.lib.errors import ToolError
 from tools.lib.files import write_text_atomic
 from tools.lib.regressions import series_steps
-from tools.lib.series import Series, series_from_results
+from tools.lib.series import Series, cannot_judge, series_from_results
 
 __all__ = ["Verdict", "Confirmation", "verdicts_for", "verdicts_from_series", "load_confirmations",
            "record_confirmation", "confirmations_path", "STATUSES", "FIX_TOLERANCE"]
@@ -132,7 +132,7 @@ def verdicts_from_series(all_series: list[Series], results_dir: Optional[str] = 
         mde = getattr(floor, "mde", None) if floor is not None else None
         prior = getattr(floor, "between_cv", None) if floor is not None and getattr(floor, "stable", True) else None
         prior = prior if prior is not None and math.isfinite(prior) and prior > 0 else None
-        points, steps = series_steps(series, "samples", alpha, prior_sd=prior)
+        points, steps = ([], []) if cannot_judge(series) else series_steps(series, "samples", alpha, prior_sd=prior)
         if len(points) < 3:
             newest = series.points[-1].commit if series.points else ""
             verdicts.append(Verdict(series.machine, series.benchmark, params, newest, None, 1.0, None,
