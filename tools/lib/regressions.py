@@ -9,7 +9,6 @@ from there.
 """
 from __future__ import annotations
 
-<<<<<<< HEAD
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -18,17 +17,6 @@ from typing import Optional
 from tools.lib.detect import DEFAULT_ALPHA, Step, asv_steps, detect_steps
 from tools.lib.errors import ToolError, ToolWarning
 from tools.lib.series import Point, Series, split_judgeable
-=======
-import math
-import statistics
-import warnings
-from dataclasses import asdict, dataclass, replace
-
-from asv import step_detect
-
-from tools.lib.errors import ToolError, ToolWarning
-from tools.lib.series import Point, Series, split_judgeable
->>>>>>> main
 
 __all__ = ["Regression", "HIGHER_IS_BETTER_UNITS", "higher_is_better", "series_steps", "find_regressions",
            "load_samples_detector"]
@@ -86,11 +74,7 @@ def series_steps(series: Series, detector: str = "samples", alpha: float = DEFAU
 
 
 def load_samples_detector():
-<<<<<<< HEAD
     """The sample-aware detector, or None (with a note on stderr) when tools.lib.detect is not there."""
-=======
-    """The sample-aware detector (tools.lib.detect), or None (with a note on stderr) when tools.lib.detect is not there."""
->>>>>>> main
     try:
         from tools.lib.detect import detect_steps as found
     except ImportError as exc:
@@ -120,7 +104,6 @@ def _regressions_of(series: Series, points: list[Point], steps: list[Step], thre
 
 
 def find_regressions(all_series: list[Series], detector: str, threshold: float,
-<<<<<<< HEAD
                      alpha: float = DEFAULT_ALPHA) -> tuple[list[Regression], str]:
     """Regressions in every series, and the detector actually used ("samples" may fall back to "asv").
 
@@ -135,23 +118,6 @@ def find_regressions(all_series: list[Series], detector: str, threshold: float,
         raise ToolError(f"detector must be 'samples' or 'asv', got {detector!r}")
     all_series, _ = split_judgeable(all_series)
     used = "samples" if detector == "samples" and load_samples_detector() is not None else "asv"
-=======
-                     alpha: float = 0.01) -> tuple[list[Regression], str]:
-    """Regressions in every series, and the detector actually used ("samples" may fall back to "asv").
-
-    A series with a zero, negative or infinite value cannot be judged: it is left out with a
-    ``ToolWarning`` naming it (``tools.lib.series.split_judgeable``), the others are searched.
-    """
-    if not (math.isfinite(threshold) and threshold > 1.0):
-        raise ToolError(f"threshold must be a finite ratio above 1 (e.g. 1.1), got {threshold}")
-    if not (math.isfinite(alpha) and 0.0 < alpha < 1.0):
-        raise ToolError(f"alpha must be a probability between 0 and 1 (e.g. 0.01), got {alpha}")
-    if detector not in ("samples", "asv"):
-        raise ToolError(f"detector must be 'samples' or 'asv', got {detector!r}")
-    all_series, _ = split_judgeable(all_series)
-    detect_steps = load_samples_detector() if detector == "samples" else None
-    used = "samples" if detect_steps is not None else "asv"
->>>>>>> main
     found = []
     for series in all_series:
         points, steps = series_steps(series, used, alpha)
