@@ -48,18 +48,14 @@ def dense_mask(seq_len: int, heads: int, causal: bool) -> torch.Tensor:
 
 def block_layout(kind: str, nb: int, knob: int) -> torch.Tensor:
     """The table of docs/semantics.md: when query block i attends key block j."""
-    lay = torch.zeros(nb, nb, dtype=torch.bool)
-    for i in range(nb):
-        for j in range(nb):
-            if kind == "local":
-                lay[i, j] = abs(i - j) <= knob
-            elif kind == "dilated":
-                lay[i, j] = (i - j) % knob == 0
-            elif kind == "global":
-                lay[i, j] = i < knob or j < knob or i == j
-            else:  # local_dilated_global
-                lay[i, j] = i == 0 or j == 0 or abs(i - j) <= 1 or (i - j) % knob == 0
-    return lay
+    i, j = torch.arange(nb)[:, None], torch.arange(nb)[None, :]
+    if kind == "local":
+        return (i - j).abs() <= knob
+    if kind == "dilated":
+        return (i - j) % knob == 0
+    if kind == "global":
+        return (i < knob) | (j < knob) | (i == j)
+    return (i == 0) | (j == 0) | ((i - j).abs() <= 1) | ((i - j) % knob == 0)  # local_dilated_global
 
 
 def tokens_from_layout(layout: torch.Tensor, block_size: int, causal: bool) -> torch.Tensor:
