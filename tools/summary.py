@@ -1,9 +1,9 @@
 """Markdown tables of one machine's asv results: ms, speed-up vs dense, TFLOP/s, peak MiB.
 
 Reads asv's own result files (``results/<machine>/<commit>-*.json``) through asv's API: the
-targets of issue 7 as measured (speed-ups against flash SDPA, from ``bench_sdpa``), one table per
-(seq_len, causal) for the forward pass and one for forward+backward, at one commit (default: the
-newest with results), plus the history of the 4K and 32K forward across every commit.
+performance targets of ``TARGETS`` as measured (speed-ups against flash SDPA, from ``bench_sdpa``),
+one table per (seq_len, causal) for the forward pass and one for forward+backward, at one commit
+(default: the newest with results), plus the history of the 4K and 32K forward across every commit.
 
 Usage: ``python -m tools.summary --machine h100-80gb-hbm3x1 [--commit SHA] [--output FILE]``
 """
@@ -27,7 +27,7 @@ LARGEST = "bench_capacity.LargestFit.track_largest_seq_len"
 PEAK_AT_LARGEST = "bench_capacity.LargestFit.track_peak_vs_qkvo_at_largest"
 SDPA = "bench_sdpa.SdpaBackends.time_forward"
 SDPA_BACKWARD = "bench_sdpa.SdpaBackendsForwardBackward.time_forward_backward"
-HEADLINE = "32768"  # the shape issue 7 quotes: bf16, batch 1, 12 heads, head_dim 64
+HEADLINE = "32768"  # the targets' shape in the full profile: bf16, batch 1, 12 heads, head_dim 64
 HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 
 
@@ -141,7 +141,7 @@ TARGETS: list[tuple[str, Callable[[Results], Measured | None]]] = [
 
 
 def targets_table(runs: list[Results]) -> list[str]:
-    """Issue 7's targets (headline shape, not causal; speed-ups against flash SDPA), each from the
+    """The performance targets (headline shape, not causal; speed-ups against flash SDPA), each from the
     newest commit whose results measure it."""
     rows = ["| target | measured | reached | commit |", "|---|---|---|---|"]
     for label, measure in TARGETS:
@@ -203,7 +203,7 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
     run = chosen[-1]
     gpu = facts.get("gpu") or facts.get("cpu", "?")
     lines = [f"# {machine}: {gpu}, torch {facts.get('torch', '?')}", "",
-             "## issue 7 targets (not causal)", "", *targets_table(runs), "",
+             "## performance targets (not causal)", "", *targets_table(runs), "",
              f"## tables at commit {run.commit_hash[:8]}", ""]
     for key, label in ((FORWARD, "forward"), (BACKWARD, "forward+backward")):
         combos = sorted({(c[1], c[-1]) for c in values(run, key)}, key=lambda sc: (int(sc[0]), sc[1]))

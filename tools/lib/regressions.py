@@ -103,7 +103,7 @@ def samples_regressions(series: Series, threshold: float, alpha: float, detect_s
 
 
 def load_samples_detector():
-    """Engineer D's detector, or None (with a note on stderr) when tools.lib.detect is not there."""
+    """The sample-aware detector (tools.lib.detect), or None (with a note on stderr) when tools.lib.detect is not there."""
     try:
         from tools.lib.detect import detect_steps
     except ImportError as exc:
