@@ -43,7 +43,9 @@ try:  # The package under test, imported before fork for the same reason; an old
     import attention  # noqa: F401  # lack it or fail to import: that becomes a skip, later.
 except Exception:  # noqa: BLE001
     pass
-for _lazy in ("attention.triton_dilated", "attention.triton_block_sparse"):
+# The kernels' modules as they are named now and at older commits; a missing one is skipped.
+for _lazy in ("attention.kernels.dilated", "attention.kernels.block_sparse",
+              "attention.triton_dilated", "attention.triton_block_sparse"):
     try:  # Imported lazily by the package on a GPU's first call: importing triton costs ~0.5 s
         importlib.import_module(_lazy)  # per benchmark process; paid once here (no CUDA init).
     except Exception:  # noqa: BLE001 - absent at this commit or without triton: nothing to pay

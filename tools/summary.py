@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Callable
 
 from asv.results import Results
+
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.files import check_writable, write_text_atomic
+from tools.lib.series import iter_results_checked, machine_facts
 
 FORWARD = "bench_time.TimeForward.time_forward"
 BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
@@ -32,23 +36,28 @@ HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 
 
 def load_machine(results_dir: Path, machine: str) -> tuple[dict, list[Results]]:
-    """(machine.json facts, results oldest first)."""
+    """(machine.json facts, results oldest first); a result file that cannot be read is skipped with
+    a warning naming it, an unreadable machine.json is a ToolError."""
+    if not results_dir.is_dir():
+        raise ToolError(f"results directory {results_dir} does not exist")
     folder = results_dir / machine
     if not (folder / "machine.json").is_file():
-        raise SystemExit(f"error: no results for machine {machine!r} under {results_dir}")
-    facts = json.loads((folder / "machine.json").read_text())
-    runs = [Results.load(str(p)) for p in sorted(folder.glob("*.json")) if p.name != "machine.json"]
+        known = sorted(p.parent.name for p in results_dir.glob("*/machine.json"))
+        raise ToolError(f"no results for machine {machine!r} under {results_dir} (machines there: "
+                        f"{', '.join(known) or 'none'})")
+    facts = machine_facts(str(folder))
+    runs = list(iter_results_checked(str(results_dir), machine))
     return facts, sorted(runs, key=lambda r: r.date or 0)
 
 
 def values(run: Results, key: str) -> dict[tuple, float]:
-    """{param tuple (as asv's repr strings): value} for one benchmark in one run; NaN/None dropped."""
+    """{param tuple (as asv's repr strings): value} for one benchmark in one run; NaN/None/inf dropped."""
     if key not in run.get_all_result_keys():
         return {}
     params = run.get_result_params(key)
     out = {}
     for combo, value in zip(itertools.product(*params), run.get_result_value(key, params)):
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+        if isinstance(value, (int, float)) and math.isfinite(value):  # None/NaN: not run; inf: no value
             out[combo] = value
     return out
 
@@ -194,12 +203,12 @@ def history_table(runs: list[Results], seq_len: str) -> list[str]:
 def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
     facts, runs = load_machine(results_dir, machine)
     if not runs:
-        raise SystemExit(f"error: machine {machine!r} has no result files")
+        raise ToolError(f"machine {machine!r} has no readable result files")
     # Default: the newest commit with forward times (a commit may have been run for one family).
     chosen = [r for r in runs if r.commit_hash.startswith(commit)] if commit else \
         [r for r in runs if values(r, FORWARD)] or runs
     if not chosen:
-        raise SystemExit(f"error: no results for commit {commit!r} on {machine!r}")
+        raise ToolError(f"no results for commit {commit!r} on {machine!r}")
     run = chosen[-1]
     gpu = facts.get("gpu") or facts.get("cpu", "?")
     lines = [f"# {machine}: {gpu}, torch {facts.get('torch', '?')}", "",
@@ -218,19 +227,21 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.summary", description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--machine", required=True)
-    parser.add_argument("--commit", help="commit (prefix) to tabulate; default: the newest")
+    parser.add_argument("--machine", type=cli.machine_name, required=True)
+    parser.add_argument("--commit", type=cli.non_empty, help="commit (prefix) to tabulate; default: the newest")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    if args.output:
+        check_writable(str(args.output))
     text = summary(args.results, args.machine, args.commit)
     if args.output:
-        args.output.write_text(text)
+        write_text_atomic(str(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))
