@@ -21,7 +21,7 @@ from asv.results import Results
 from tools import cli
 from tools.lib.errors import ToolError
 from tools.lib.files import check_writable, write_text_atomic
-from tools.lib.series import iter_results_checked, machine_facts
+from tools.lib.series import check_results_dir, iter_results_checked, machine_facts
 
 FORWARD = "bench_time.TimeForward.time_forward"
 BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
@@ -38,8 +38,7 @@ HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 def load_machine(results_dir: Path, machine: str) -> tuple[dict, list[Results]]:
     """(machine.json facts, results oldest first); a result file that cannot be read is skipped with
     a warning naming it, an unreadable machine.json is a ToolError."""
-    if not results_dir.is_dir():
-        raise ToolError(f"results directory {results_dir} does not exist")
+    check_results_dir(str(results_dir))
     folder = results_dir / machine
     if not (folder / "machine.json").is_file():
         known = sorted(p.parent.name for p in results_dir.glob("*/machine.json"))
