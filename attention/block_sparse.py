@@ -27,7 +27,7 @@ from torch import nn
 
 from . import kernels
 from ._cache import SignatureCache
-from ._validate import check_qkv, check_scale, qkv_signature
+from ._validate import check_choice, check_flag, check_positive_int, check_qkv, check_scale, qkv_signature
 
 PATTERN_KINDS = ("local", "dilated", "global", "local_dilated_global")
 BACKENDS = ("auto", "triton", "flex", "gather")
@@ -269,15 +269,15 @@ class BlockSparseAttention(nn.Module):
                  causal: bool = False, backend: str = "auto", block_pattern: BlockPattern | None = None,
                  scale: float | None = None):
         super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-        if pattern not in PATTERN_KINDS:
-            raise ValueError(f"unknown block pattern {pattern!r}; choose one of {PATTERN_KINDS}")
-        if not 0.0 <= sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-        if block_size <= 0:
-            raise ValueError(f"block_size must be positive, got {block_size}")
+        check_choice(backend, "backend", BACKENDS)
+        check_choice(pattern, "block pattern", PATTERN_KINDS)
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
+        block_size = check_positive_int(block_size, "block_size")
+        check_flag(causal, "causal")
         check_scale(scale)
+        if block_pattern is not None and not isinstance(block_pattern, BlockPattern):
+            raise ValueError(f"block_pattern must be a BlockPattern or None, got {type(block_pattern).__name__}")
         if block_pattern is not None:
             block_size, causal = block_pattern.block_size, block_pattern.causal
         self.block_size, self.sparsity, self.pattern_kind = block_size, sparsity, pattern

@@ -21,7 +21,8 @@ from torch import nn
 from . import kernels
 from ._cache import SignatureCache
 from ._groups import HeadSlice, head_slices
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
+from ._validate import (check_choice, check_dilated_shape, check_dropout, check_flag, check_pattern, check_qkv,
+                        check_scale, qkv_signature)
 
 BACKENDS = ("auto", "sdpa", "triton")
 
@@ -72,9 +73,10 @@ class ImprovedDilatedAttention(nn.Module):
                  backend: str = "auto"):
         super().__init__()
         self.segment_lengths, self.dilation_rates = check_pattern(segment_lengths, dilation_rates)
+        check_flag(causal, "causal")
         check_scale(scale)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        check_dropout(dropout)
+        check_choice(backend, "backend", BACKENDS)
         self.causal, self.scale, self.dropout, self.backend = causal, scale, dropout, backend
         self.last_backend: str | None = None
         # Input signature (+ 16-byte alignment, causal, dropout) -> "sdpa" or the Triton plan
@@ -101,6 +103,7 @@ class ImprovedDilatedAttention(nn.Module):
                causal: bool):
         """Check the inputs; return "sdpa" or the Triton plan for inputs with this signature."""
         check_qkv(q, k, v)
+        check_flag(causal, "is_causal")
         check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
         if not self._use_triton(q, dropout):
             return "sdpa"

@@ -10,8 +10,6 @@ Usage: ``python -m tools.summary --machine h100-80gb-hbm3x1 [--commit SHA] [--ou
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
 import sys
 from pathlib import Path
 from typing import Callable
@@ -20,8 +18,9 @@ from asv.results import Results
 
 from tools import cli
 from tools.lib.errors import ToolError
+from tools.lib import headline
 from tools.lib.files import check_writable, write_text_atomic
-from tools.lib.series import iter_results_checked, machine_facts
+from tools.lib.headline import by_implementation, values
 
 FORWARD = "bench_time.TimeForward.time_forward"
 BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
@@ -38,33 +37,8 @@ HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 def load_machine(results_dir: Path, machine: str) -> tuple[dict, list[Results]]:
     """(machine.json facts, results oldest first); a result file that cannot be read is skipped with
     a warning naming it, an unreadable machine.json is a ToolError."""
-    if not results_dir.is_dir():
-        raise ToolError(f"results directory {results_dir} does not exist")
-    folder = results_dir / machine
-    if not (folder / "machine.json").is_file():
-        known = sorted(p.parent.name for p in results_dir.glob("*/machine.json"))
-        raise ToolError(f"no results for machine {machine!r} under {results_dir} (machines there: "
-                        f"{', '.join(known) or 'none'})")
-    facts = machine_facts(str(folder))
-    runs = list(iter_results_checked(str(results_dir), machine))
-    return facts, sorted(runs, key=lambda r: r.date or 0)
-
-
-def values(run: Results, key: str) -> dict[tuple, float]:
-    """{param tuple (as asv's repr strings): value} for one benchmark in one run; NaN/None/inf dropped."""
-    if key not in run.get_all_result_keys():
-        return {}
-    params = run.get_result_params(key)
-    out = {}
-    for combo, value in zip(itertools.product(*params), run.get_result_value(key, params)):
-        if isinstance(value, (int, float)) and math.isfinite(value):  # None/NaN: not run; inf: no value
-            out[combo] = value
-    return out
-
-
-def by_implementation(run: Results, key: str, seq_len: str, causal: str) -> dict[str, float]:
-    """{implementation: value} at one (seq_len, causal); params are (implementation, seq_len, ..., causal)."""
-    return {c[0].strip("'"): v for c, v in values(run, key).items() if c[1] == seq_len and c[-1] == causal}
+    found = headline.load_machine(results_dir, machine)
+    return found.facts, found.runs
 
 
 def flash_time(run: Results, key: str, seq_len: str, causal: str) -> float | None:
