@@ -84,7 +84,7 @@ def test_badges_are_valid_svg_with_the_latest_value_and_open_count(tmp_path):
     label, value = _texts(tmp_path / "html" / "badges" / "latest.svg")
     assert label == "f <4096>"
     assert re.fullmatch(r"[12]\.\d+ms", value) and 1.8 <= float(value[:-2]) <= 2.2  # ~2 ms after the step
-    assert _texts(tmp_path / "html" / "badges" / "regressions.svg") == ["regressions", "2"]
+    assert _texts(tmp_path / "html" / "badges" / "regressions.svg") == ["regressions", "2 unconfirmed"]
 
 
 def test_badge_for_an_ambiguous_benchmark_is_a_clear_error(tmp_path):
@@ -121,7 +121,7 @@ def test_workflow_triggers_and_jobs():
     checkout = next(s for s in pr["steps"] if s.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0
     runs = "\n".join(_run_lines(flow))
-    assert "ATTNBENCH_PROFILE" in json.dumps(pr) and "asv continuous" in runs
+    assert "ATTNBENCH_PROFILE" in json.dumps(pr) and "tools.compare" in runs
     assert "$GITHUB_STEP_SUMMARY" in runs and "asv publish" in runs
     nightly = json.dumps(flow["jobs"]["nightly"])
     assert "standard" in nightly and "actions/deploy-pages" in nightly

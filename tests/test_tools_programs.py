@@ -174,7 +174,7 @@ def test_fail_on_regression_and_the_badge_count_only_open_ones(fixed_and_open, t
     badges = run_tool("badges", "--results", str(d), "--html", str(tmp_path / "html"), "--report", str(report))
     assert badges.returncode == 0, badges.stderr
     svg = (tmp_path / "html" / "badges" / "regressions.svg").read_text()
-    assert f"regressions: {open_count}" in svg and "#e05d44" in svg  # red: some are open
+    assert f"regressions: {open_count} unconfirmed" in svg and "#fe7d37" in svg  # orange: open, not yet confirmed
 
 
 def test_badge_is_green_when_every_regression_was_fixed(tmp_path):

@@ -100,6 +100,11 @@ def machine_facts(machine_dir: str) -> dict:
     return data
 
 
+# Folders of per-machine JSON files that are not asv results (no machine.json, so asv skips them):
+# confirmations of regression verdicts (tools.lib.verdicts) and noise floors (tools.lib.noise).
+NOT_MACHINES = frozenset({"confirmations", "noise"})
+
+
 def machine_dirs(results_dir: str) -> list[str]:
     """The machine directories under ``results_dir`` (those holding a machine.json or result files),
     each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one."""
@@ -107,7 +112,7 @@ def machine_dirs(results_dir: str) -> list[str]:
     found = []
     for entry in sorted(os.listdir(results_dir)):
         folder = os.path.join(results_dir, entry)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) or (entry in NOT_MACHINES and not os.path.isfile(os.path.join(folder, "machine.json"))):
             continue
         files = [f for f in os.listdir(folder) if f.endswith(".json")]
         if files:
