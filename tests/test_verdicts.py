@@ -56,3 +56,24 @@ def test_a_speedup_is_no_verdict_and_short_series_have_not_enough_data(tmp_path)
     short = tmp_path / "short"
     write_results(short, commits[:2], _hourly(2), lambda i: 1.0)
     assert {v.status for v in verdicts_for(str(short))} == {"not enough data"}
+
+
+def test_the_site_regressions_page_shows_only_confirmed_verdicts(tmp_path):
+    from tools.lib.site_regressions import show_verdicts
+    from tools.lib.verdicts import Verdict
+
+    html = tmp_path / "html"
+    graph = "graphs/machine-m1/suite.time_f.json"
+    (html / "graphs" / "machine-m1").mkdir(parents=True)
+    (html / graph).write_text(json.dumps([[1, [1.0, 2.0]], [2, [1.0, 2.0]], [3, [1.5, 2.0]]]))
+    (html / "index.json").write_text(json.dumps({"revision_to_hash": {"1": "a" * 40, "2": "b" * 40, "3": "c" * 40}}))
+    asv_entries = [["suite.time_f(1024)", graph, {}, 0, 1.5, 1.0, [[2, 3, 1.0, 1.5]]],
+                   ["suite.time_f(4096)", graph, {}, 1, 2.0, 1.0, [[1, 2, 1.0, 2.0]]]]  # noise asv listed
+    (html / "regressions.json").write_text(json.dumps({"regressions": asv_entries}))
+    benchmarks = tmp_path / "benchmarks.json"
+    benchmarks.write_text(json.dumps({"suite.time_f": {"params": [["1024", "4096"]], "param_names": ["n"]}}))
+    verdicts = [Verdict("m1", "suite.time_f", ("1024",), "c" * 40, "b" * 40, 1.5, 0.001, "confirmed", 0.04),
+                Verdict("m1", "suite.time_f", ("4096",), "b" * 40, "a" * 40, 2.0, 0.001, "candidate", None)]
+    assert show_verdicts(html, verdicts, benchmarks) == (1, 1)
+    [entry] = json.loads((html / "regressions.json").read_text())["regressions"]
+    assert entry[0] == "suite.time_f(1024)" and entry[6] == [[2, 3, 1.0, 1.5]]
