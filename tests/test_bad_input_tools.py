@@ -311,11 +311,10 @@ FAILING = [
          [write("conf.json", json.dumps({"version": 1, "project": "x", "repo": "gone", "results_dir": "r"}))]),
     # simulate
     Case("simulate", ["--trials", "0"], 2, "positive integer"),
-    Case("simulate", ["--alpha", "5"], 2, "probability between 0 and 1"),
-    Case("simulate", ["--commits", "1"], 2, "at least 2"),
-    Case("simulate", ["--step-at", "0"], 2, "between 1 and --commits - 1"),
-    Case("simulate", ["--step-at", "20"], 2, "between 1 and --commits - 1"),
-    Case("simulate", ["--samples", "many"], 2, "not an integer"),
+    Case("simulate", ["--trials", "many"], 2, "not an integer"),
+    Case("simulate", ["--plants=-1"], 2, "positive integer"),
+    Case("simulate", ["--speed", "--speed-commits", "1"], 2, "at least 2"),
+    Case("simulate", ["--speed-benchmarks", "0"], 2, "positive integer"),
     # publish: fails before the site is touched
     Case("publish", ["--results", "results", "--html", "html"], 1, "machine.json",
          [write(f"results/{MACHINE}/machine.json", "{oops")]),
@@ -553,7 +552,7 @@ PROGRAMS = [
     (["tools.bisect", "HEAD", "bench"], 1, "is not FROM..TO"),
     (["tools.badges", "--results", "results", "--report", "missing.json"], 1, "not found"),
     (["tools.machine", "--path", "garbage.json"], 1, "not a readable asv machine file"),
-    (["tools.simulate", "--alpha", "5"], 2, "probability"),
+    (["tools.simulate", "--trials", "0"], 2, "positive integer"),
 ]
 
 
