@@ -22,7 +22,8 @@ from tools.lib.headline import Baseline, HeadlineRow, MachineResults, Measured, 
 from tools.lib.landing_svg import COLOURS, PlotPoint, PlotSeries, line_plot
 from tools.lib.peaks import PEAK_TFLOPS_16BIT, peak_tflops
 
-__all__ = ["PAGE", "asv_graph_url", "render_landing", "write_landing", "machine_names"]
+__all__ = ["PAGE", "MachineSection", "asv_graph_url", "headline_badge", "load_sections", "machine_names",
+           "render_landing"]
 
 PAGE = "overview.html"
 
@@ -99,7 +100,10 @@ NA = '<td class="num na">—</td>'
 # One machine
 
 @dataclass
-class _Section:
+class MachineSection:
+    """One machine's part of the page: its results and, where it has forward times, the newest
+    such run, its headline shape, the fastest dense baseline there and the table's rows."""
+
     machine: MachineResults
     run: object = None
     shape: Shape | None = None
@@ -142,7 +146,7 @@ def _column_commit(measured: list[Measured | None], newest: str) -> tuple[str, s
     return newest, ""
 
 
-def _headline_table(section: _Section) -> str:
+def _headline_table(section: MachineSection) -> str:
     m, shape, baseline = section.machine, section.shape, section.baseline
     newest = section.run.commit_hash
     peak = peak_tflops(m.facts.get("gpu"), shape.dtype_name)
@@ -215,12 +219,12 @@ def _time_point(name: str, m: Measured) -> PlotPoint:
 BASELINE_COLOURS = ("#555555", "#bcbd22", "#17becf", "#999999")
 
 
-def _colours(section: _Section) -> dict[str, str]:
+def _colours(section: MachineSection) -> dict[str, str]:
     """One colour per implementation, the same in every plot of a machine (table order)."""
     return {row.implementation: COLOURS[i % 8] for i, row in enumerate(section.rows)}
 
 
-def _seq_len_plot(section: _Section) -> str:
+def _seq_len_plot(section: MachineSection) -> str:
     m, run, shape = section.machine, section.run, section.shape
     forward = hl.forward_by_seq_len(run, shape)
     dense = hl.dense_by_seq_len(run, shape, m.is_gpu)
@@ -242,7 +246,7 @@ def _seq_len_plot(section: _Section) -> str:
                              f"commit {run.commit_hash[:8]}; dashed: SDPA backends).")
 
 
-def _history_plot(section: _Section) -> str:
+def _history_plot(section: MachineSection) -> str:
     m, shape = section.machine, section.shape
     history = hl.ratio_history(m, shape)
     measured = {p.commit for points in history.values() for p in points}
@@ -309,7 +313,7 @@ def _noise(machine: MachineResults, results_dir: Path) -> str:
             '</thead><tbody>' + "".join(rows) + "</tbody></table></details>")
 
 
-def _machine_section(section: _Section, results_dir: Path, benchmarks: dict) -> str:
+def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dict) -> str:
     m = section.machine
     parts = [f'<section class="machine" id="machine-{html.escape(m.name)}">',
              f"<h2>{html.escape(m.name)}</h2>", _facts(m, section.run)]
@@ -350,22 +354,41 @@ section.machine { border-top: 2px solid #ccc; margin-top: 1.5em; }
 """
 
 
-def render_landing(results_dir: Path, order: dict[str, int] | None = None) -> str:
-    """The whole landing page as HTML text, from ``results_dir`` (machine folders, benchmarks.json)."""
+def load_sections(results_dir: Path, order: dict[str, int] | None = None) -> list[MachineSection]:
+    """Every machine under ``results_dir`` with its headline figures, GPUs first; a ToolError names
+    an unreadable machine.json."""
+    machines = [hl.load_machine(results_dir, name, order) for name in machine_names(results_dir)]
+    return [MachineSection(m, *hl.headline_rows(m)) for m in sorted(machines, key=lambda m: (not m.is_gpu, m.name))]
+
+
+def headline_badge(sections: list[MachineSection]) -> tuple[str, str] | None:
+    """(label, value) of the page's first headline: the fastest implementation's speed-up on the
+    first machine with one, e.g. ("h100-80gb-hbm3x1 32K forward", "20.3x vs fastest dense")."""
+    for s in sections:
+        best = next((r for r in s.rows if r.ratio is not None), None)
+        if best:
+            tokens = int(s.shape.seq_len)
+            size = f"{tokens // 1024}K" if tokens % 1024 == 0 else f"{tokens:,}"
+            return (f"{s.machine.name} {size} forward",
+                    f"{best.implementation} {_ratio(best.ratio)} vs fastest dense")
+    return None
+
+
+def render_landing(results_dir: Path, order: dict[str, int] | None = None,
+                   sections: list[MachineSection] | None = None) -> str:
+    """The whole landing page as HTML text, from ``results_dir`` (machine folders, benchmarks.json)
+    or the ``sections`` already loaded from it."""
     results_dir = Path(results_dir)
     benchmarks = {}
     if (results_dir / "benchmarks.json").is_file():
         benchmarks = json.loads((results_dir / "benchmarks.json").read_text())
-    sections = []
-    machines = [hl.load_machine(results_dir, name, order) for name in machine_names(results_dir)]
-    for machine in sorted(machines, key=lambda m: (not m.is_gpu, m.name)):  # GPUs first
-        run, shape, baseline, rows = hl.headline_rows(machine)
-        sections.append(_Section(machine, run, shape, baseline, rows))
+    if sections is None:
+        sections = load_sections(results_dir, order)
     summary = []
     for s in sections:
         best = next((r for r in s.rows if r.ratio is not None), None)
         what = (f"fastest: {html.escape(best.implementation)}, {_ms(best.time.value)} ms, "
-                f"{_ratio(best.ratio)} {html.escape(s.baseline.name)}") if best else "no forward times yet"
+                f"{_ratio(best.ratio)} vs {html.escape(s.baseline.name)}") if best else "no forward times yet"
         summary.append(f'<li><a href="#machine-{html.escape(s.machine.name)}">{html.escape(s.machine.name)}</a>: '
                        f'{html.escape(s.machine.facts.get("gpu") or s.machine.facts.get("cpu", "?"))}; {what}</li>')
     peaks = ", ".join(f"{name} {tflops:g}" for name, tflops in PEAK_TFLOPS_16BIT)
@@ -392,12 +415,3 @@ TFLOP/s from the vendors' datasheets ({peaks}); float32 and CPUs have none here.
 seq_len x heads x head_dim x bytes per element.</p></footer>
 </body></html>
 """
-
-
-def write_landing(results_dir: Path, html_dir: Path, order: dict[str, int] | None = None) -> Path:
-    """Write ``html_dir/overview.html``; returns its path."""
-    from tools.lib.files import write_text_atomic
-
-    path = Path(html_dir) / PAGE
-    write_text_atomic(str(path), render_landing(results_dir, order))
-    return path
