@@ -268,46 +268,64 @@ def _history_plot(section: MachineSection) -> str:
                              f"{int(shape.seq_len):,} tokens, per commit (asv's graph shows the times).")
 
 
+def _asv_params(benchmark: str, params: tuple[str, ...], benchmarks: dict) -> dict[str, list[str]]:
+    """{param name: [value as benchmarks.json spells it]} for one parameter tuple, whether its values
+    come quoted like asv's (``'bfloat16'``) or bare like the series labels (``bfloat16``)."""
+    definition = benchmarks.get(benchmark) or {}
+    selection = {}
+    for name, value, known in zip(definition.get("param_names") or [], params, definition.get("params") or []):
+        spelled = next((k for k in known if k == value or k.strip("'") == str(value).strip("'")), value)
+        selection[name] = [spelled]
+    return selection
+
+
+def _figure_or_dash(value: float | None, fmt: str) -> str:
+    return "—" if value is None or value != value else format(value, fmt)
+
+
 def _verdicts(machine: MachineResults, results_dir: Path, benchmarks: dict) -> str:
     try:
         from tools.lib.verdicts import verdicts_for
-    except ImportError:
+    except ImportError:  # no detector in this checkout: nothing has been judged
         return '<p class="absent">No verdicts yet: the regression detector has not judged these results.</p>'
-    found = [v for v in verdicts_for(results_dir, machine.name) if v.status in ("confirmed", "candidate")]
+    found = [v for v in verdicts_for(str(results_dir), machine.name) if v.status in ("confirmed", "candidate")]
     if not found:
-        return '<p>No confirmed or candidate regressions.</p>'
+        return '<p class="none">The detector found no confirmed or candidate regression on this machine.</p>'
     rows = []
-    for v in sorted(found, key=lambda v: (v.status != "confirmed", v.benchmark, v.params)):
-        names = (benchmarks.get(v.benchmark) or {}).get("param_names") or []
-        selection = {n: [p] for n, p in zip(names, v.params)}
-        url = asv_graph_url(v.benchmark, machine.name, selection,
-                            commits=f"{(v.parent or '')[:8]}-{v.commit[:8]}" if v.parent else v.commit[:8])
-        floor = "—" if v.noise_floor is None else f"{v.noise_floor:.3g}"
+    for v in sorted(found, key=lambda v: (v.status != "confirmed", -v.factor, v.benchmark, v.params)):
+        commits = f"{v.parent[:8]}-{v.commit[:8]}" if v.parent else v.commit[:8]
+        url = asv_graph_url(v.benchmark, machine.name, _asv_params(v.benchmark, v.params, benchmarks),
+                            commits=commits)
+        floor = _figure_or_dash(None if v.noise_floor is None else 100 * v.noise_floor, ".1f")
         rows.append(f'<tr class="{html.escape(v.status)}"><td>{html.escape(v.status)}</td>'
                     f'<td><a href="{html.escape(url, quote=True)}">{html.escape(v.benchmark)}</a></td>'
-                    f'<td>{html.escape(", ".join(v.params))}</td><td>{html.escape((v.parent or "")[:8])} → '
-                    f'{html.escape(v.commit[:8])}</td><td class="num">{v.factor:.3g}x</td>'
-                    f'<td class="num">{v.p_value:.2g}</td><td class="num">{floor}</td></tr>')
-    return ('<table class="verdicts"><thead><tr><th>status</th><th>benchmark</th><th>params</th>'
-            '<th>commits</th><th>factor</th><th>p-value</th><th>noise floor</th></tr></thead><tbody>'
+                    f'<td>{html.escape(", ".join(str(p) for p in v.params))}</td>'
+                    f'<td><code>{html.escape((v.parent or "?")[:8])}</code> → <code>{html.escape(v.commit[:8])}</code></td>'
+                    f'<td class="num">{v.factor:.2f}x</td><td class="num">{_figure_or_dash(v.p_value, ".2g")}</td>'
+                    f'<td class="num">{floor}{"%" if floor != "—" else ""}</td></tr>')
+    return ('<table class="verdicts"><thead><tr><th>status</th><th>benchmark (opens asv, step marked)</th>'
+            '<th>params</th><th>last good → first bad</th><th>factor (worse by)</th><th>p-value</th>'
+            '<th>noise floor (smallest detectable change)</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
 
 
 def _noise(machine: MachineResults, results_dir: Path) -> str:
     try:
         from tools.lib.noise import load_noise_floors
-    except ImportError:
+    except ImportError:  # no noise measurement in this checkout
         return '<p class="absent">No noise floor measured on this machine.</p>'
-    floors = load_noise_floors(results_dir, machine.name)
+    floors = load_noise_floors(str(results_dir), machine.name)
     if not floors:
         return '<p class="absent">No noise floor measured on this machine.</p>'
     rows = []
     for (benchmark, params), f in sorted(floors.items()):
-        rows.append(f"<tr><td>{html.escape(benchmark)}</td><td>{html.escape(', '.join(params))}</td>"
-                    f'<td class="num">{100 * f.within_cv:.2f}%</td><td class="num">{100 * f.between_cv:.2f}%</td>'
-                    f'<td class="num">{100 * f.mde:.1f}%</td><td>{"yes" if f.stable else "no"}</td>'
+        cells = [_figure_or_dash(100 * x, ".2f") for x in (f.within_cv, f.between_cv)]
+        mde = _figure_or_dash(100 * f.mde, ".1f")
+        rows.append(f"<tr><td>{html.escape(benchmark)}</td><td>{html.escape(', '.join(map(str, params)))}</td>"
+                    + "".join(f'<td class="num">{c}{"%" if c != "—" else ""}</td>' for c in cells)
+                    + f'<td class="num">{mde}{"%" if mde != "—" else ""}</td><td>{"yes" if f.stable else "no"}</td>'
                     f'<td class="num">{f.runs}</td></tr>')
-    return ('<details><summary>' + f"{len(rows)} benchmark parameter sets" + '</summary>'
+    return (f"<details><summary>{len(rows)} parameter sets measured (runs of the same commit)</summary>"
             '<table class="noise"><thead><tr><th>benchmark</th><th>params</th><th>within-run CV</th>'
             '<th>between-run CV</th><th>smallest detectable change</th><th>stable</th><th>runs</th></tr>'
             '</thead><tbody>' + "".join(rows) + "</tbody></table></details>")
