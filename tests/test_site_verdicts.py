@@ -81,6 +81,10 @@ def test_verdicts_and_noise_floors_are_shown_with_their_figures(results, monkeyp
     for part in ("p-implementation='ImprovedDilatedAttention'", "p-dtype='float32'", "p-seq_len=2048",
                  "commits=aaaaaaaa-bbbbbbbb"):
         assert part in link, link
+    table = page.split('<table class="headline">')[1].split("</table>")[0]
+    improved = next(row for row in table.split("<tr>") if ">ImprovedDilatedAttention<" in row)
+    assert '<td class="num noise-floor">±7.8%</td>' in improved  # the headline time's own noise floor
+    assert table.count('<td class="num noise-floor">—</td>') == table.count("<tr>") - 2  # header, Improved
     noise = page.split('<table class="noise">')[1]
     assert "1.23%" in noise and "4.56%" in noise and "7.8%" in noise
     assert "<td class=\"num\">—</td>" in noise  # a figure the noise file could not compute

@@ -146,7 +146,18 @@ def _column_commit(measured: list[Measured | None], newest: str) -> tuple[str, s
     return newest, ""
 
 
-def _headline_table(section: MachineSection) -> str:
+def _noise_floors(machine: MachineResults, results_dir: Path) -> dict | None:
+    """{(benchmark, params without asv's quotes): NoiseFloor} of ``machine``; None where no noise
+    measurement exists (no module, or no noise file for the machine)."""
+    try:
+        from tools.lib.noise import load_noise_floors
+    except ImportError:  # no noise measurement in this checkout
+        return None
+    floors = load_noise_floors(str(results_dir), machine.name)
+    return {(b, tuple(str(p).strip("'") for p in params)): f for (b, params), f in floors.items()} or None
+
+
+def _headline_table(section: MachineSection, floors: dict | None = None) -> str:
     m, shape, baseline = section.machine, section.shape, section.baseline
     newest = section.run.commit_hash
     peak = peak_tflops(m.facts.get("gpu"), shape.dtype_name)
@@ -161,7 +172,8 @@ def _headline_table(section: MachineSection) -> str:
     peak_label = (f"% of peak ({peak:g} TFLOP/s)" if peak else
                   "% of peak (no peak known for this " + ("GPU and dtype)" if m.is_gpu else "CPU)"))
     vs = f"vs fastest dense ({html.escape(baseline.name)})" if baseline else "vs fastest dense (none measured)"
-    head = ["implementation", "forward ms", vs, "effective TFLOP/s" + tflops_note, peak_label + tflops_note,
+    floor_head = ["noise floor (smallest detectable change)"] if floors else []
+    head = ["implementation", "forward ms", *floor_head, vs, "effective TFLOP/s" + tflops_note, peak_label + tflops_note,
             memory_label + memory_note, (f"÷ q+k+v+out ({qkvo:g} MiB)" if qkvo else "÷ q+k+v+out") + memory_note,
             "largest fit (tokens)" + largest_note, "peak ÷ q+k+v+out at largest" + largest_note]
     lines = ['<table class="headline"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) +
@@ -169,6 +181,10 @@ def _headline_table(section: MachineSection) -> str:
     for row in rows:
         cells = [f'<td class="impl">{html.escape(row.implementation)}</td>',
                  _cell(_ms(row.time.value), "value", row.time, newest=newest)]
+        if floors:
+            floor = floors.get((row.time.benchmark, tuple(p.strip("'") for p in row.time.params)))
+            mde = _figure_or_dash(None if floor is None else 100 * floor.mde, ".1f")
+            cells.append(f'<td class="num noise-floor">{"±" + mde + "%" if mde != "—" else mde}</td>')
         cells.append(_cell(_ratio(row.ratio), "ratio", baseline.time, row.time, newest=newest)
                      if row.ratio is not None else NA)
         if row.tflops:
@@ -310,11 +326,7 @@ def _verdicts(machine: MachineResults, results_dir: Path, benchmarks: dict) -> s
 
 
 def _noise(machine: MachineResults, results_dir: Path) -> str:
-    try:
-        from tools.lib.noise import load_noise_floors
-    except ImportError:  # no noise measurement in this checkout
-        return '<p class="absent">No noise floor measured on this machine.</p>'
-    floors = load_noise_floors(str(results_dir), machine.name)
+    floors = _noise_floors(machine, results_dir)
     if not floors:
         return '<p class="absent">No noise floor measured on this machine.</p>'
     rows = []
@@ -345,7 +357,7 @@ def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dic
                      f'<code class="commit">{run.commit_hash[:8]}</code> (committed {_date(run.date)}; measured '
                      f'{_date((run.started_at or {}).get(hl.FORWARD))}); {base_text}. Figures from another '
                      f"commit say so; hover a figure for its benchmark, parameters and date.</p>")
-        parts.append(_headline_table(section))
+        parts.append(_headline_table(section, _noise_floors(m, results_dir)))
         parts.append('<div class="plots">' + _seq_len_plot(section) + _history_plot(section) + "</div>")
     parts += ["<h3>Regression verdicts</h3>", _verdicts(m, results_dir, benchmarks),
               "<h3>Noise floors</h3>", _noise(m, results_dir), "</section>"]
