@@ -265,6 +265,9 @@ def _seq_len_plot(section: MachineSection) -> str:
 def _history_plot(section: MachineSection) -> str:
     m, shape = section.machine, section.shape
     history = hl.ratio_history(m, shape)
+    if not history:
+        return ('<figure><p class="absent">No speed-up history: no commit measured a dense kernel at '
+                'this shape.</p></figure>')
     measured = {p.commit for points in history.values() for p in points}
     commits = list(dict.fromkeys(r.commit_hash for r in m.runs if r.commit_hash in measured))
     position = {c: i for i, c in enumerate(commits)}
