@@ -60,7 +60,7 @@ def browser(tmp_path_factory):
     try:
         find_browser()
     except RuntimeError as exc:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("ATTNBENCH_REQUIRE_BROWSER") == "1":
             raise
         pytest.skip(str(exc))
     b = driver(tmp_path_factory.mktemp("chromium-profile"))
