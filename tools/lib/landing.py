@@ -302,12 +302,24 @@ def _figure_or_dash(value: float | None, fmt: str) -> str:
     return "—" if value is None or value != value else format(value, fmt)
 
 
-def _verdicts(machine: MachineResults, results_dir: Path, benchmarks: dict) -> str:
+def _all_verdicts(results_dir: Path) -> dict[str, list] | None:
+    """{machine: its confirmed and candidate regressions}, every machine judged in one pass; None
+    where this checkout has no detector."""
     try:
         from tools.lib.verdicts import verdicts_for
     except ImportError:  # no detector in this checkout: nothing has been judged
+        return None
+    found: dict[str, list] = {}
+    for v in verdicts_for(str(results_dir)):
+        if v.status in ("confirmed", "candidate"):
+            found.setdefault(v.machine, []).append(v)
+    return found
+
+
+def _verdicts(machine: MachineResults, verdicts: dict[str, list] | None, benchmarks: dict) -> str:
+    if verdicts is None:
         return '<p class="absent">No verdicts yet: the regression detector has not judged these results.</p>'
-    found = [v for v in verdicts_for(str(results_dir), machine.name) if v.status in ("confirmed", "candidate")]
+    found = verdicts.get(machine.name, [])
     if not found:
         return '<p class="none">The detector found no confirmed or candidate regression on this machine.</p>'
     rows = []
@@ -346,7 +358,8 @@ def _noise(machine: MachineResults, results_dir: Path) -> str:
             '</thead><tbody>' + "".join(rows) + "</tbody></table></details>")
 
 
-def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dict) -> str:
+def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dict,
+                     verdicts: dict[str, list] | None) -> str:
     m = section.machine
     parts = [f'<section class="machine" id="machine-{html.escape(m.name)}">',
              f"<h2>{html.escape(m.name)}</h2>", _facts(m, section.run)]
@@ -362,7 +375,7 @@ def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dic
                      f"commit say so; hover a figure for its benchmark, parameters and date.</p>")
         parts.append(_headline_table(section, _noise_floors(m, results_dir)))
         parts.append('<div class="plots">' + _seq_len_plot(section) + _history_plot(section) + "</div>")
-    parts += ["<h3>Regression verdicts</h3>", _verdicts(m, results_dir, benchmarks),
+    parts += ["<h3>Regression verdicts</h3>", _verdicts(m, verdicts, benchmarks),
               "<h3>Noise floors</h3>", _noise(m, results_dir), "</section>"]
     return "\n".join(parts)
 
@@ -425,7 +438,8 @@ def render_landing(results_dir: Path, order: dict[str, int] | None = None,
         summary.append(f'<li><a href="#machine-{html.escape(s.machine.name)}">{html.escape(s.machine.name)}</a>: '
                        f'{html.escape(s.machine.facts.get("gpu") or s.machine.facts.get("cpu", "?"))}; {what}</li>')
     peaks = ", ".join(f"{name} {tflops:g}" for name, tflops in PEAK_TFLOPS_16BIT)
-    body = "\n".join(_machine_section(s, results_dir, benchmarks) for s in sections)
+    verdicts = _all_verdicts(results_dir)
+    body = "\n".join(_machine_section(s, results_dir, benchmarks, verdicts) for s in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>attnbench: results overview</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
