@@ -464,6 +464,38 @@ def test_a_truncated_result_file_is_skipped_by_name_and_the_rest_reported(ws, ca
         assert out.strip()
 
 
+def replace_result(index: int, text: str) -> Callable[[Path], None]:
+    def corrupt(root: Path) -> None:
+        _result_files(root)[index].write_text(text)
+    return corrupt
+
+
+DAMAGED = [
+    ("value not a number", [set_value("fast")], "values that are not numbers left out"),
+    ("value a list", [set_value([1, 2])], "values that are not numbers left out"),
+    ("value true", [set_value(True)], "values that are not numbers left out"),
+    ("result file without keys", [replace_result(0, '{"version": 2}')], "not a readable asv result file"),
+    ("result file a list", [replace_result(0, "[]")], "not a readable asv result file"),
+    ("result file empty", [replace_result(0, "")], "not a readable asv result file"),
+    ("result file binary", [lambda root: _result_files(root)[0].write_bytes(b"\xff\xfe\x00")],
+     "not a readable asv result file"),
+]
+
+
+@pytest.mark.parametrize("corrupt, warning", [d[1:] for d in DAMAGED], ids=[d[0] for d in DAMAGED])
+def test_damaged_result_files_are_named_and_the_rest_reported(corrupt, warning, ws, capsys):
+    for damage in corrupt:
+        damage(ws)
+    before = _tree_digest(ws)
+    for tool, argv in (("report", R), ("report", [*R, "--detector", "asv"]), ("summary", [*R, "--machine", MACHINE]),
+                       ("badges", [*R, "--html", str(ws.parent / "site")])):
+        code, out, err = invoke(tool, argv, capsys)
+        assert code == 0 and "Traceback" not in err and "internal error" not in err, (tool, err)
+        if tool != "summary" or "result file" in warning:  # summary's tables skip a non-number value
+            assert any(line.startswith("warning: ") and warning in line for line in err.splitlines()), (tool, err)
+    assert _tree_digest(ws) == before
+
+
 def test_nan_values_are_missing_values_not_errors(ws, capsys):
     set_value(math.nan)(ws)
     code, out, err = invoke("report", R, capsys)
