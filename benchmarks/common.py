@@ -13,6 +13,8 @@ Environment variables (read at import, identical for discovery and every commit)
   ATTNBENCH_PROFILE   quick (default) | standard | full
   ATTNBENCH_DEVICE    cpu | cuda (default: cuda when available, else cpu)
   ATTNBENCH_THREADS   torch CPU threads (default: 1 for quick, else min(8, cores))
+  ATTNBENCH_STABLE_TOLERANCE  the warm-up's drift tolerance (default: the profile's; a machine
+                      shared with other work may need more, or a set fails as unstable)
   ATTNBENCH_CPU_AFFINITY  auto (default: each benchmark process on the last THREADS of the CPUs it
                       may use) | none | a comma-separated list of CPU numbers
   ATTNBENCH_RING_WORLD_SIZES  e.g. "1,2" (default: "1" for quick; "1,2" on CPU; 1..GPUs on CUDA)
@@ -104,6 +106,7 @@ class Profile:
     rounds: int = 1
     sample_time: float = 0.02
     stable_tolerance: float = 0.02
+    stable_window: int = 3
     warmup_limit: float = 2.0
 
 
@@ -112,9 +115,11 @@ QUICK = Profile(
     dtypes=("float32",), causals=(False,), segment_lengths=(512, 1024), dilation_rates=(1, 2),
     sdpa_seq_lens=(1024,), accuracy_seq_len=512, backward_seq_lens=(1024,), memory_seq_lens=(2048,),
     throughput_seq_lens=(1024,), throughput_repeats=2,
-    # Two processes per commit, 3-4 samples of 10 ms each: a shared 2-core box needs the rounds
-    # more than long samples; ~25 s a commit in all.
-    repeat=(3, 4, 0.05), rounds=2, sample_time=0.01, stable_tolerance=0.05, warmup_limit=1.0)
+    # Two processes per commit (rounds interleaved across a range's commits), 2-3 samples each:
+    # a quick-profile call takes 10-100 ms on the 2-core box, so a sample is one call and the
+    # warm-up compares single calls; ~25 s a commit in all.
+    repeat=(2, 3, 0.03), rounds=2, sample_time=0.01, stable_tolerance=0.05, stable_window=1,
+    warmup_limit=1.0)
 
 # Dense attention at 8K is ~5 s a call on 2 CPU cores: the CPU sweep stops there (the
 # dilated-vs-improved showcase goes to 16K on its own) and keeps one round.
@@ -220,10 +225,24 @@ class Timed:
     timer = timing.CLOCK
 
 
+def stable_tolerance() -> float:
+    """The warm-up's drift tolerance: ``ATTNBENCH_STABLE_TOLERANCE`` if set, else the profile's."""
+    raw = os.environ.get("ATTNBENCH_STABLE_TOLERANCE")
+    if raw is None:
+        return PROFILE.stable_tolerance
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"ATTNBENCH_STABLE_TOLERANCE must be a positive number (0.05 = 5%), got {raw!r}")
+    return value
+
+
 def timing_policy() -> timing.Policy:
     p = PROFILE
-    return timing.Policy(sample_time=p.sample_time, tolerance=p.stable_tolerance,
-                         warmup_limit=p.warmup_limit)
+    return timing.Policy(sample_time=p.sample_time, window=p.stable_window,
+                         tolerance=stable_tolerance(), warmup_limit=p.warmup_limit)
 
 
 @dataclass(frozen=True)

@@ -316,8 +316,11 @@ def cuda_graph_batch(call: Callable[[], None],
         with torch.cuda.graph(graph):
             call()
     except Exception as err:  # noqa: BLE001 - host syncs, CPU tensors, ...: not capturable
-        torch.cuda.synchronize()
-        raise NotImplementedError(f"the call cannot be captured in a CUDA graph: "
-                                  f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        try:
+            torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001 - a broken capture can leave the stream unusable: skip anyway
+            pass
+        raise NotImplementedError(f"the call cannot be captured in a CUDA graph: {reason}") from None
     torch.cuda.synchronize()
     return cuda_event_batch(graph.replay, flush)

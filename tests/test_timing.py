@@ -141,3 +141,13 @@ def test_sampler_is_cached_per_set_and_unknown_variant_refused():
     if common.DEVICE == "cpu":
         with pytest.raises(NotImplementedError, match="GPU"):
             common.sampler(("test", 4), make, "graph")
+
+
+def test_stable_tolerance_override(monkeypatch):
+    monkeypatch.setenv("ATTNBENCH_STABLE_TOLERANCE", "0.2")
+    assert common.timing_policy().tolerance == 0.2
+    monkeypatch.setenv("ATTNBENCH_STABLE_TOLERANCE", "loose")
+    with pytest.raises(ValueError, match="ATTNBENCH_STABLE_TOLERANCE"):
+        common.timing_policy()
+    monkeypatch.delenv("ATTNBENCH_STABLE_TOLERANCE")
+    assert common.timing_policy().tolerance == common.PROFILE.stable_tolerance
