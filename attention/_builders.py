@@ -1,6 +1,6 @@
-"""How the registry builds each implementation for an ``AttentionSpec``.
+"""The build, supports and pairs functions that the implementation table names.
 
-Every ``build_*`` returns ``fn(q, k, v) -> out`` on ``(batch, seq_len, num_heads, head_dim)``
+The table (``attention/implementations.py``) refers to them as ``"_builders:<function>"``. Every ``build_*`` returns ``fn(q, k, v) -> out`` on ``(batch, seq_len, num_heads, head_dim)``
 tensors; every ``supports_*`` returns None or a one-line reason the spec cannot run.
 """
 from __future__ import annotations
@@ -9,11 +9,12 @@ from typing import Callable
 
 import torch
 
+from . import kernels
 from ._validate import check_dilated_shape, check_pattern
 from .block_sparse import BlockPattern, BlockSparseAttention
 from .dense import DenseAttention, available_sdpa_backends
 from .dilated import DilatedAttention
-from .improved import ImprovedDilatedAttention, _triton_module
+from .improved import ImprovedDilatedAttention
 from .multihead import ImprovedMultiheadDilatedAttention, MultiheadDilatedAttention
 from .ring import RingDilatedAttention
 from .spec import AttentionSpec
@@ -65,11 +66,11 @@ def supports_improved(spec: AttentionSpec) -> str | None:
     reason = supports_dilated(spec)
     if reason or spec.extra.get("dilated_backend", "auto") != "triton":
         return reason
-    mod = _triton_module()
+    mod = kernels.load("dilated")
     if mod is None or torch.device(spec.device).type != "cuda":
-        return "Triton dilated attention needs attention.triton_dilated and a CUDA device"
-    probe = torch.empty(1, 1, 1, spec.head_dim, device=spec.device, dtype=torch_dtype(spec))
-    if not mod.triton_available(probe, spec.segments_for(), spec.dilation_rates):
+        return "Triton dilated attention needs attention.kernels.dilated and a CUDA device"
+    if not mod.available(device=spec.device, dtype=torch_dtype(spec), head_dim=spec.head_dim,
+                         segments=spec.segments_for(), rates=spec.dilation_rates):
         return f"Triton dilated attention cannot run {spec.dtype}, head_dim {spec.head_dim}, this pattern"
     return None
 

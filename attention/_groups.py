@@ -1,4 +1,4 @@
-"""Which heads and which positions each dilated group covers (shared/README.md section 1).
+"""Which heads and which positions each dilated group covers (docs/semantics.md).
 
 Head ``h`` is in group ``g = h // heads_per_group`` and, with rate ``r``, uses offset ``h % r``:
 inside each segment of ``w`` tokens it covers the positions ``t`` with ``t % r == h % r``.

@@ -6,7 +6,7 @@ block j), shared by every head and batch element, in the spirit of flex_attentio
 
 Three ways to run it, same function:
 
-- "triton": ``attention.triton_block_sparse``, one fused kernel walking each query block's list of
+- "triton": ``attention.kernels.block_sparse``, one fused kernel walking each query block's list of
   key blocks, reading q/k/v in place. Forward only (inference), CUDA fp16/bf16.
 - "flex": ``torch.nn.attention.flex_attention`` with a ``BlockMask`` built from the layout
   (torch.compile'd on CUDA; eager elsewhere, which materialises the full score matrix and is slow).
@@ -25,16 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import kernels
 from ._cache import SignatureCache
-from ._optional import optional_submodule
-from ._validate import check_qkv, check_scale, qkv_signature
+from ._validate import check_choice, check_flag, check_positive_int, check_qkv, check_scale, qkv_signature
 
 PATTERN_KINDS = ("local", "dilated", "global", "local_dilated_global")
 BACKENDS = ("auto", "triton", "flex", "gather")
-
-
-def _triton_module():
-    return optional_submodule("triton_block_sparse")  # lazy: optional, and triton is slow to import
 
 
 def _band(nb: int, width: int) -> torch.Tensor:
@@ -273,15 +269,15 @@ class BlockSparseAttention(nn.Module):
                  causal: bool = False, backend: str = "auto", block_pattern: BlockPattern | None = None,
                  scale: float | None = None):
         super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-        if pattern not in PATTERN_KINDS:
-            raise ValueError(f"unknown block pattern {pattern!r}; choose one of {PATTERN_KINDS}")
-        if not 0.0 <= sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-        if block_size <= 0:
-            raise ValueError(f"block_size must be positive, got {block_size}")
+        check_choice(backend, "backend", BACKENDS)
+        check_choice(pattern, "block pattern", PATTERN_KINDS)
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
+        block_size = check_positive_int(block_size, "block_size")
+        check_flag(causal, "causal")
         check_scale(scale)
+        if block_pattern is not None and not isinstance(block_pattern, BlockPattern):
+            raise ValueError(f"block_pattern must be a BlockPattern or None, got {type(block_pattern).__name__}")
         if block_pattern is not None:
             block_size, causal = block_pattern.block_size, block_pattern.causal
         self.block_size, self.sparsity, self.pattern_kind = block_size, sparsity, pattern
@@ -289,8 +285,10 @@ class BlockSparseAttention(nn.Module):
         self._pattern = block_pattern
         self._pattern_fixed = block_pattern is not None
         self.last_backend: str | None = None
-        # Input signature (+ whether a gradient is needed) -> backend; the pattern follows seq_len,
-        # which is in the signature, so a known signature also means the current pattern fits.
+        # Input signature (+ strides, 16-byte alignment, whether a gradient is needed) -> backend
+        # name, or the Triton plan (``kernels.block_sparse.plan``) for inputs with that signature.
+        # The pattern follows seq_len, which is in the signature, so a known signature also means
+        # the current pattern fits.
         self._checked = SignatureCache()
 
     def pattern_for(self, seq_len: int) -> BlockPattern:
@@ -305,9 +303,10 @@ class BlockSparseAttention(nn.Module):
     def _choose_backend(self, q: torch.Tensor, pattern: BlockPattern, needs_grad: bool) -> str:
         if self.backend in ("flex", "gather"):
             return self.backend
-        mod = _triton_module()
+        mod = kernels.load("block_sparse")
         triton_ok = (q.is_cuda and not needs_grad and mod is not None
-                     and mod.block_sparse_triton_available(q, pattern))
+                     and mod.available(device=q.device, dtype=q.dtype, head_dim=q.shape[-1],
+                                       pattern=pattern))
         if self.backend == "triton":
             if not triton_ok:
                 raise RuntimeError("the Triton block-sparse kernel cannot run this input: it needs CUDA "
@@ -315,27 +314,36 @@ class BlockSparseAttention(nn.Module):
             return "triton"
         return "triton" if triton_ok else "flex" if q.is_cuda else "gather"
 
+    def _route(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: BlockPattern,
+               needs_grad: bool):
+        """Check the inputs; return "flex", "gather", or the Triton plan for this signature."""
+        backend = self._choose_backend(q, pattern, needs_grad)
+        if backend == "flex" and not q.is_cuda and needs_grad:
+            raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
+                               "use backend='gather' (or 'auto') for gradients on CPU")
+        if backend == "triton":
+            return kernels.load("block_sparse").plan(q, k, v, pattern, self.scale)
+        return backend
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        key = (qkv_signature(q, k, v), needs_grad, self.backend)
-        known = key in self._checked  # the checks read only shapes, dtypes and devices
-        if not known:
+        key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), q.data_ptr() % 16,
+               k.data_ptr() % 16, v.data_ptr() % 16, needs_grad, self.backend)
+        route = self._checked.get(key)  # the checks read only shapes, dtypes and devices
+        if route is None:
             check_qkv(q, k, v)
         pattern = self._pattern
         if pattern is None or pattern.num_blocks * pattern.block_size != q.shape[1]:
             pattern = self.pattern_for(q.shape[1])
-        if not known:
-            backend = self._choose_backend(q, pattern, needs_grad)
-            if backend == "flex" and not q.is_cuda and needs_grad:
-                raise RuntimeError("flex_attention has no backward on CPU in this torch build; "
-                                   "use backend='gather' (or 'auto') for gradients on CPU")
-            self._checked.remember(key, backend)
-        backend = self._checked[key]
-        if self.last_backend != backend:  # nn.Module.__setattr__ is slow enough to show per call
-            self.last_backend = backend
-        if backend == "triton":
-            return _triton_module().block_sparse_attention_triton(q, k, v, pattern, self.scale)
-        if backend == "flex" and not q.is_cuda:
-            q, k, v = q.detach(), k.detach(), v.detach()  # flex refuses CPU inputs that require grad
-        run = block_sparse_flex if backend == "flex" else block_sparse_gather
-        return run(q, k, v, pattern, self.scale)
+        if route is None:
+            route = self._checked.remember(key, self._route(q, k, v, pattern, needs_grad))
+        if isinstance(route, str):
+            if self.last_backend != route:  # nn.Module.__setattr__ is slow enough to show per call
+                self.last_backend = route
+            if route == "flex" and not q.is_cuda:
+                q, k, v = q.detach(), k.detach(), v.detach()  # flex refuses CPU inputs that require grad
+            run = block_sparse_flex if route == "flex" else block_sparse_gather
+            return run(q, k, v, pattern, self.scale)
+        if self.last_backend != "triton":
+            self.last_backend = "triton"
+        return route(q, k, v)

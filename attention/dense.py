@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ._validate import check_qkv, check_scale
+from ._validate import check_choice, check_flag, check_qkv, check_scale
 
 SDPA_BACKENDS: dict[str, SDPBackend] = {
     "math": SDPBackend.MATH,
@@ -44,8 +44,7 @@ def available_sdpa_backends(device: str | torch.device = "cpu",
 
 
 def check_backend(backend: str) -> None:
-    if backend not in BACKEND_CHOICES:
-        raise ValueError(f"unknown SDPA backend {backend!r}; choose one of {BACKEND_CHOICES}")
+    check_choice(backend, "SDPA backend", BACKEND_CHOICES)
 
 
 class DenseAttention(nn.Module):
@@ -56,6 +55,7 @@ class DenseAttention(nn.Module):
 
     def __init__(self, causal: bool = False, backend: str = "auto", scale: float | None = None):
         super().__init__()
+        check_flag(causal, "causal")
         check_backend(backend)
         check_scale(scale)
         self.causal, self.backend, self.scale = causal, backend, scale
@@ -63,6 +63,7 @@ class DenseAttention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 is_causal: bool | None = None) -> torch.Tensor:
         check_qkv(q, k, v, same_seq_len=False)
+        check_flag(is_causal, "is_causal", allow_none=True)
         causal = self.causal if is_causal is None else is_causal
         qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
         if self.backend == "auto":

@@ -1,6 +1,6 @@
 """Dilated attention written plainly: loops over heads and segments (the readable version).
 
-Semantics: shared/README.md section 1. q, k, v and the output are
+Semantics: docs/semantics.md. q, k, v and the output are
 ``(batch, seq_len, num_heads, head_dim)``. ``ImprovedDilatedAttention`` computes the same
 function, vectorised.
 """
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+from ._validate import check_dilated_shape, check_dropout, check_flag, check_pattern, check_qkv, check_scale
 
 
 class DilatedAttention(nn.Module):
@@ -27,12 +27,15 @@ class DilatedAttention(nn.Module):
                  causal: bool = False, scale: float | None = None, dropout: float = 0.0):
         super().__init__()
         self.segment_lengths, self.dilation_rates = check_pattern(segment_lengths, dilation_rates)
+        check_flag(causal, "causal")
         check_scale(scale)
+        check_dropout(dropout)
         self.causal, self.scale, self.dropout = causal, scale, dropout
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 is_causal: bool | None = None) -> torch.Tensor:
         check_qkv(q, k, v)
+        check_flag(is_causal, "is_causal", allow_none=True)
         batch, seq_len, num_heads, _ = q.shape
         check_dilated_shape(seq_len, num_heads, self.segment_lengths)
         causal = self.causal if is_causal is None else is_causal

@@ -1,14 +1,14 @@
 """Vectorised dilated attention: one SDPA call per (group, dilation offset), no segment loop.
 
 q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``; semantics are
-shared/README.md section 1, the same function as ``DilatedAttention`` to float tolerance.
+docs/semantics.md, the same function as ``DilatedAttention`` to float tolerance.
 
 How: view the sequence as ``(batch, seq_len / w, w, heads, head_dim)``. The positions one head uses
 are ``[..., offset::r, h]`` and the heads of one group sharing ``offset = h % r`` are a strided head
 slice, so each (group, offset) is a pure strided view; folding ``seq_len / w`` into the batch gives
 one SDPA call over all segments, and SDPA picks its own kernel. Nothing is ``seq_len x seq_len``:
-memory is linear in seq_len. On CUDA, the Triton kernel of ``attention.triton_dilated`` is used
-when it is importable and says it can run the input.
+memory is linear in seq_len. On CUDA, the Triton kernels of ``attention.kernels.dilated`` are
+used when they are importable and say they can run the input.
 """
 from __future__ import annotations
 
@@ -18,16 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import kernels
 from ._cache import SignatureCache
 from ._groups import HeadSlice, head_slices
-from ._optional import optional_submodule
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
+from ._validate import (check_choice, check_dilated_shape, check_dropout, check_flag, check_pattern, check_qkv,
+                        check_scale, qkv_signature)
 
 BACKENDS = ("auto", "sdpa", "triton")
-
-
-def _triton_module():
-    return optional_submodule("triton_dilated")  # lazy: optional, and triton is slow to import
 
 
 def attend_part(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, part: HeadSlice,
@@ -76,42 +73,42 @@ class ImprovedDilatedAttention(nn.Module):
                  backend: str = "auto"):
         super().__init__()
         self.segment_lengths, self.dilation_rates = check_pattern(segment_lengths, dilation_rates)
+        check_flag(causal, "causal")
         check_scale(scale)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        check_dropout(dropout)
+        check_choice(backend, "backend", BACKENDS)
         self.causal, self.scale, self.dropout, self.backend = causal, scale, dropout, backend
         self.last_backend: str | None = None
-        # Input signature (+ 16-byte alignment, causal, dropout) -> "sdpa", "triton", or the
-        # Triton forward plan itself. Checks run once per signature (they only read shapes,
-        # strides, dtypes and devices); a repeated no-grad call is one lookup and one launch,
-        # which matters where a 4K-token kernel takes 44 us (docs/gpu-kernel.md).
+        # Input signature (+ 16-byte alignment, causal, dropout) -> "sdpa" or the Triton plan
+        # (``kernels.dilated.plan``) for inputs with that signature. Checks run once per
+        # signature (they only read shapes, strides, dtypes and devices); a repeated call is one
+        # lookup and one launch, which matters where a 4K-token kernel takes 44 us
+        # (docs/gpu-kernel.md).
         self._routes = SignatureCache()
 
     def _use_triton(self, q: torch.Tensor, dropout: float) -> bool:
         if self.backend == "sdpa":
             return False
-        mod = _triton_module()
-        ok = (mod is not None and q.is_cuda and dropout == 0.0
-              and mod.triton_available(q, self.segment_lengths, self.dilation_rates))
+        mod = kernels.load("dilated")
+        ok = (mod is not None and dropout == 0.0
+              and mod.available(device=q.device, dtype=q.dtype, head_dim=q.shape[-1],
+                                segments=self.segment_lengths, rates=self.dilation_rates))
         if self.backend == "triton" and not ok:
-            why = ("attention.triton_dilated is not importable" if mod is None
+            why = ("attention.kernels.dilated is not importable" if mod is None
                    else "it needs CUDA, no dropout, fp16/bf16, a supported head_dim and w // r >= 16")
             raise RuntimeError(f"Triton dilated attention cannot run this input: {why}")
         return ok
 
     def _route(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float,
                causal: bool):
-        """Check the inputs; return "sdpa", "triton", or a Triton forward plan for no-grad calls
-        (``triton_dilated.inference_plan``) whose inputs have this signature."""
+        """Check the inputs; return "sdpa" or the Triton plan for inputs with this signature."""
         check_qkv(q, k, v)
+        check_flag(causal, "is_causal")
         check_dilated_shape(q.shape[1], q.shape[2], self.segment_lengths)
         if not self._use_triton(q, dropout):
             return "sdpa"
-        mod = _triton_module()
-        mod.check_inputs(q, k, v, self.segment_lengths, self.dilation_rates, self.scale)
-        plan = mod.inference_plan(q, k, v, self.segment_lengths, self.dilation_rates, causal,
-                                  self.scale)
-        return "triton" if plan is None else plan
+        return kernels.load("dilated").plan(q, k, v, self.segment_lengths, self.dilation_rates,
+                                            causal, self.scale)
 
     def _set_last_backend(self, name: str) -> None:
         if self.last_backend != name:  # nn.Module.__setattr__ is slow enough to show per call
@@ -131,8 +128,4 @@ class ImprovedDilatedAttention(nn.Module):
             return dilated_attention_sdpa(q, k, v, self.segment_lengths, self.dilation_rates,
                                           causal, self.scale, dropout)
         self._set_last_backend("triton")
-        if route == "triton" or (torch.is_grad_enabled()
-                                 and (q.requires_grad or k.requires_grad or v.requires_grad)):
-            return _triton_module().attend_checked(
-                q, k, v, self.segment_lengths, self.dilation_rates, causal, self.scale)
-        return route(q, k, v)[0]
+        return route(q, k, v)

@@ -1,6 +1,6 @@
 """Naive attention that builds the full (seq_len x seq_len) mask: the independent reference.
 
-Slow and memory-hungry on purpose: it is written from the definition in shared/README.md section 1,
+Slow and memory-hungry on purpose: it is written from the definition in docs/semantics.md,
 shares no code with the implementations, and is only for tests and the accuracy track at small sizes.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
 
 
 def reference_dilated_attention(q, k, v, segment_lengths, dilation_rates, causal=False, scale=None):
-    """The dilated-attention function of shared/README.md section 1, via the full mask."""
+    """The dilated-attention function of docs/semantics.md, via the full mask."""
     mask = dilated_mask(q.shape[1], q.shape[2], segment_lengths, dilation_rates, causal, q.device)
     return masked_attention(q, k, v, mask, scale)
 

@@ -1,16 +1,26 @@
-"""The one place that names every implementation the suite tracks.
+"""The registry: the implementation table (``attention/implementations.py``) as ``Implementation`` objects.
 
-Benchmarks and tools enumerate ``IMPLEMENTATIONS``; adding an implementation means one
-``register(...)`` call in ``attention/__init__.py`` (or the module that defines it), nowhere else.
+``IMPLEMENTATIONS`` holds one entry per row of the table, in the table's order, filled at import.
+Adding an implementation means one entry in that table (plus its module and tests), nowhere else;
+``register`` is the step that loads each row, also usable for an experiment outside the suite
+(the benchmarks track only the table's names).
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from .implementations import IMPLEMENTATIONS as TABLE
 from .spec import AttentionSpec
+
+__all__ = ["IMPLEMENTATIONS", "Implementation", "TABLE", "from_entry", "get", "names", "register"]
+
+
+def _no_limits(spec: AttentionSpec) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -30,10 +40,30 @@ class Implementation:
     pairs: Callable[[AttentionSpec], float]
     pattern: str
     description: str
-    supports: Callable[[AttentionSpec], str | None] = lambda spec: None
+    supports: Callable[[AttentionSpec], str | None] = _no_limits
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {}
+
+
+def _resolve(ref: str, what: str) -> Callable:
+    """``"module:function"`` inside this package -> the function."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{what} {ref!r} must be 'module:function' inside the attention package")
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"{what} {ref!r}: attention.{module_name} has no {attr!r}") from None
+
+
+def from_entry(entry: dict) -> Implementation:
+    """One row of the implementation table as an ``Implementation`` (its functions imported)."""
+    name = entry["name"]
+    return Implementation(name, _resolve(entry["build"], f"{name} build"),
+                          _resolve(entry["pairs"], f"{name} pairs"), entry["pattern"],
+                          entry["description"], _resolve(entry["supports"], f"{name} supports"))
 
 
 def register(impl: Implementation) -> Implementation:
@@ -53,3 +83,7 @@ def get(name: str) -> Implementation:
 
 def names() -> list[str]:
     return list(IMPLEMENTATIONS)
+
+
+for _entry in TABLE:
+    register(from_entry(_entry))

@@ -2,7 +2,7 @@
 
 Each rank holds ``seq_len / world`` consecutive tokens of q, k, v, shaped
 ``(batch, seq_len / world, num_heads, head_dim)``, and gets back its own tokens of the output of
-``DilatedAttention`` on the whole sequence (shared/README.md section 1).
+``DilatedAttention`` on the whole sequence (docs/semantics.md).
 
 Key optimisation -- only blocks that can interact are ever sent or computed:
 
@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ._groups import head_slices
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+from ._validate import check_dilated_shape, check_flag, check_pattern, check_qkv, check_scale
 from .improved import attend_part
 
 
@@ -225,12 +225,14 @@ class RingDilatedAttention(nn.Module):
                  causal: bool = False, group=None, scale: float | None = None):
         super().__init__()
         self.segment_lengths, self.dilation_rates = check_pattern(segment_lengths, dilation_rates)
+        check_flag(causal, "causal")
         check_scale(scale)
         self.causal, self.group, self.scale = causal, group, scale
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 is_causal: bool | None = None) -> torch.Tensor:
         check_qkv(q, k, v)
+        check_flag(is_causal, "is_causal", allow_none=True)
         world, rank = _world(self.group)
         batch, local_len, num_heads, head_dim = q.shape
         check_dilated_shape(local_len * world, num_heads, self.segment_lengths)

@@ -57,7 +57,7 @@ def dense_pairs(spec: AttentionSpec) -> float:
 
 
 def dilated_pairs(spec: AttentionSpec) -> float:
-    """Query-key pairs summed over heads for the dilated pattern (shared/README.md section 1).
+    """Query-key pairs summed over heads for the dilated pattern (docs/semantics.md).
 
     Per head in group g: seq_len * w_g / r_g**2 pairs (about half of that when causal).
     """

@@ -7,7 +7,8 @@ asv runs today's benchmarks against old commits' installed ``attention`` package
 here may assume an API that an old commit lacks: a missing implementation, module or function
 is a skip (``NotImplementedError`` from ``setup``), never a failure. Param lists must not depend
 on the commit either (asv maps a result to its parameters by index), which is why implementation
-names are a fixed table below rather than read from the registry at import.
+names come from today's table file (``attention/implementations.py``, read by path) rather than
+from the registry of the package being measured.
 
 Environment variables (read at import, identical for discovery and every commit):
   ATTNBENCH_PROFILE   quick (default) | standard | full
@@ -27,6 +28,7 @@ import os
 # that imported this module, and a CUDA runtime initialised before fork is unusable after it.
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
+import ast  # noqa: E402
 import importlib  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -47,23 +49,35 @@ try:  # The package under test, imported before fork for the same reason; an old
     import attention  # noqa: F401  # lack it or fail to import: that becomes a skip, later.
 except Exception:  # noqa: BLE001
     pass
-for _lazy in ("attention.triton_dilated", "attention.triton_block_sparse"):
+# The kernels' modules as they are named now and at older commits; a missing one is skipped.
+for _lazy in ("attention.kernels.dilated", "attention.kernels.block_sparse",
+              "attention.triton_dilated", "attention.triton_block_sparse"):
     try:  # Imported lazily by the package on a GPU's first call: importing triton costs ~0.5 s
         importlib.import_module(_lazy)  # per benchmark process; paid once here (no CUDA init).
     except Exception:  # noqa: BLE001 - absent at this commit or without triton: nothing to pay
         pass
 
-# Every implementation the suite tracks; tests/test_benchmarks.py fails when the registry holds
-# one that is missing here. Append only (keeps old results' parameter indices valid).
-IMPLEMENTATIONS: tuple[str, ...] = (
-    "DenseAttention",
-    "DilatedAttention",
-    "ImprovedDilatedAttention",
-    "MultiheadDilatedAttention",
-    "ImprovedMultiheadDilatedAttention",
-    "BlockSparseAttention",
-    "RingDilatedAttention",
-)
+
+
+def _implementation_table() -> tuple[str, ...]:
+    """Names of the implementation table (``attention/implementations.py``), in its order.
+
+    Read from today's working tree by path, never imported from the package being measured:
+    an old commit's package has an older (or no) table, and asv maps stored results to
+    parameters by index, so the order must be today's for every commit. The file is plain data.
+    """
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "attention", "implementations.py")
+    with open(path, encoding="utf-8") as f:
+        module = ast.parse(f.read(), path)
+    for node in module.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["IMPLEMENTATIONS"]:
+            return tuple(entry["name"] for entry in ast.literal_eval(node.value))
+    raise RuntimeError(f"{path} assigns no IMPLEMENTATIONS literal")
+
+
+# Every implementation the suite tracks (append-only table: old results' parameter indices stay valid).
+IMPLEMENTATIONS: tuple[str, ...] = _implementation_table()
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64}
 MIB = 2.0 ** 20
@@ -137,9 +151,9 @@ STANDARD_CUDA = Profile(
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 16384), accuracy_seq_len=1024,
     largest_fit_cap=2 ** 20, repeat=(10, 20, 1.0), rounds=2, sample_time=0.025)
 
-# The GPU sweep of issue 7 (bf16, batch 1, 12 heads, head_dim 64): 148 parameter sets, about 8
-# minutes a commit on an H100 (asv starts a process per set, 1.5-4 s each of CUDA and library
-# start-up; the first 190-set grid did not finish in 9). Forward at every length, both causal,
+# The GPU sweep (bf16, batch 1, 12 heads, head_dim 64): 148 parameter sets, 5-8 minutes a commit
+# on an H100 (asv starts a process per set, 1.5-4 s each of CUDA and library start-up, so the grid
+# is kept small enough for one commit in a 10-minute job). Forward at every length, both causal,
 # against flash and cuDNN SDPA; forward+backward, throughput, memory and capacity at the headline
 # shape (32K; not causal for the last three); 10 samples of 25 ms per time_* set, each the mean
 # per-call GPU time of back-to-back calls between CUDA events.

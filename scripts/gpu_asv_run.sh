@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the asv suite over a commit range on a GPU box that has a CUDA torch and no package registry.
 #
-# Prepared here, before sending the repo to the box (docs/gpu.md):
+# Prepared here, before sending the repo to the box (docs/asv.md, "Running the suite on a GPU box"):
 #   pip download asv and the few dependencies the box lacks into .whl/ (wheels for Python 3.12)
 #   git bundle create .whl/attnbench.bundle main      # asv needs the history; the box gets files only
 # On the box, from the repository root:

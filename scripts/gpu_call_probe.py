@@ -97,10 +97,10 @@ def callables(seq_len: int) -> dict:
            for b in ["auto", *available_sdpa_backends("cuda", torch.bfloat16)] if b != "math"}
     for name in ("ImprovedDilatedAttention", "BlockSparseAttention"):
         out[name] = IMPLEMENTATIONS[name].build(spec)
-    from attention import triton_dilated as td
+    from attention.kernels import dilated
     segs = spec.segments_for()
-    out["triton_dilated (function)"] = lambda q, k, v: td.dilated_attention_triton(q, k, v, segs, (1, 2, 4))
-    out["triton_dilated._forward"] = lambda q, k, v: td._forward(q, k, v, segs, (1, 2, 4), False, 0.125, False)
+    out["kernels.dilated.attention"] = lambda q, k, v: dilated.attention(q, k, v, segs, (1, 2, 4))
+    out["kernels.dilated.forward"] = lambda q, k, v: dilated.forward(q, k, v, segs, (1, 2, 4), False, 0.125)
     return out
 
 
@@ -179,29 +179,20 @@ def host_steps(seq_len: int) -> None:
     """Host microseconds of each step of the Improved forward's path, to see what is left to cut."""
     from triton.runtime import driver
 
-    from attention import triton_dilated as td
+    from attention._validate import qkv_signature
+    from attention.kernels import dilated
 
     spec = AttentionSpec(seq_len=seq_len, num_heads=12, head_dim=64, dtype="bfloat16", device="cuda")
     module = IMPLEMENTATIONS["ImprovedDilatedAttention"].build(spec)
     q, k, v = qkv(seq_len)
     segs = spec.segments_for()
-    td._FORWARD_PLANS.clear()
     with torch.no_grad():
         module(q, k, v)
+        plan = dilated.plan(q, k, v, segs, (1, 2, 4))
+        plan(q, k, v)  # binds the compiled kernel
         torch.cuda.synchronize()
-        plan, = td._FORWARD_PLANS.values()
-        out = torch.empty_like(q)
-        args = (q, k, v, out, out, *plan.tables, *plan.scalars)
-        compiled = td._dilated_fwd_kernel[plan.grid](*args, **plan.constexprs, **plan.options)
-        tail = tuple(plan.constexprs[n] for n in td._dilated_fwd_kernel.arg_names[len(args):])
-        runner = compiled[(*plan.grid, 1)]
-        run, function, packed = compiled.run, compiled.function, compiled.packed_metadata
-        g0, g1 = plan.grid
         dev = q.device
         steps = {
-            "compiled.run direct, hooks None": lambda: run(
-                g0, g1, 1, torch._C._cuda_getCurrentRawStream(0), function, packed, None, None, None,
-                *args, *tail),
             "torch.empty_like(q, contiguous_format)": lambda: torch.empty_like(
                 q, memory_format=torch.contiguous_format),
             "torch.is_grad_enabled()": torch.is_grad_enabled,
@@ -213,12 +204,12 @@ def host_steps(seq_len: int) -> None:
                 driver.active.get_current_device()),
             "torch._C._cuda_getCurrentRawStream(idx)": lambda: torch._C._cuda_getCurrentRawStream(0),
             "q.data_ptr() % 16 x3": lambda: (q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16),
-            "qkv_signature + strides key": lambda: hash((td.qkv_signature(q, k, v), q.stride(),
+            "qkv_signature + strides key": lambda: hash((qkv_signature(q, k, v), q.stride(),
                                                          k.stride(), v.stride())),
-            "Triton's compiled[grid](*args)": lambda: runner(*args, *tail),
-            "plan.bound(*args) (our launch)": lambda: plan.bound(*args),
-            "td._forward": lambda: td._forward(q, k, v, segs, (1, 2, 4), False, 0.125, False),
-            "td.attend_checked": lambda: td.attend_checked(q, k, v, segs, (1, 2, 4), False, None),
+            "plan.forward(q, k, v) (allocate + launch)": lambda: plan.forward(q, k, v),
+            "plan(q, k, v)": lambda: plan(q, k, v),
+            "dilated.forward (plan cache)": lambda: dilated.forward(q, k, v, segs, (1, 2, 4)),
+            "dilated.attention (plan cache)": lambda: dilated.attention(q, k, v, segs, (1, 2, 4)),
             "module.forward": lambda: module.forward(q, k, v),
             "module(q, k, v)": lambda: module(q, k, v),
         }
@@ -238,9 +229,9 @@ def block_sparse(seq_len: int) -> None:
     import torch.nn.functional as F
     from triton.testing import do_bench
 
-    from attention import triton_block_sparse as tbs
     from attention.block_sparse import BlockPattern
-    from attention.triton_dilated import KernelConfig
+    from attention.kernels import KernelConfig
+    from attention.kernels import block_sparse as bs
 
     say("## Triton block-sparse: correctness (max |err| / max |ref|, bf16 vs float32 masked SDPA)")
     for causal in (False, True):
@@ -254,7 +245,7 @@ def block_sparse(seq_len: int) -> None:
                 q, k, v = (torch.randn(2, 4096, 12, 64, device="cuda", dtype=torch.bfloat16, generator=g)
                            for _ in range(3))
             with torch.no_grad():
-                out = tbs.block_sparse_attention_triton(q, k, v, pattern)
+                out = bs.forward(q, k, v, pattern)
                 mask = pattern.token_mask("cuda")
                 ref = F.scaled_dot_product_attention(*(t.float().transpose(1, 2) for t in (q, k, v)),
                                                      attn_mask=mask).transpose(1, 2)
@@ -267,7 +258,7 @@ def block_sparse(seq_len: int) -> None:
     for cfg in [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4),
                 (64, 128, 4, 3), (128, 64, 4, 4), (64, 64, 4, 4)]:
         try:
-            ms = do_bench(lambda: tbs.block_sparse_attention_triton(q, k, v, pattern, config=KernelConfig(*cfg)),
+            ms = do_bench(lambda: bs.forward(q, k, v, pattern, config=KernelConfig(*cfg)),
                           warmup=25, rep=100, return_mode="median")
             say(f"{cfg}: {ms:.4f} ms")
         except Exception as exc:  # noqa: BLE001 - a tile that does not fit is just reported

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import triton  # noqa: E402
 from triton.testing import do_bench  # noqa: E402
 
-from attention import triton_dilated as td  # noqa: E402
+from attention.kernels import KernelConfig, dilated  # noqa: E402
 from attention.dense import DenseAttention  # noqa: E402
 from attention.spec import AttentionSpec, attention_flops, dense_pairs, dilated_pairs  # noqa: E402
 
@@ -73,7 +73,7 @@ def check_case(name, shape, segments, rates, causal, dtype, packed=False):
         leaves = tuple(torch.randn(shape, device="cuda", dtype=dtype, requires_grad=True)
                        for _ in range(3))
         q, k, v = leaves
-    out = td.dilated_attention_triton(q, k, v, segments, rates, causal=causal)
+    out = dilated.attention(q, k, v, segments, rates, causal=causal)
     g = torch.randn_like(out)
     grads = torch.autograd.grad(out, leaves, g)
     ref_leaves = tuple(t.detach().float().requires_grad_() for t in leaves)
@@ -124,35 +124,36 @@ def sweep(seq_len: int) -> None:
     q, k, v = qkv(seq_len)
     fwd = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4)]
     best = None
-    for cfg in map(lambda c: td.KernelConfig(*c), fwd):
+    for cfg in map(lambda c: KernelConfig(*c), fwd):
         try:
-            ms = bench(lambda: td._forward(q, k, v, segs, RATES, False, scale, False, cfg))
+            ms = bench(lambda: dilated.forward(q, k, v, segs, RATES, False, scale, config=cfg))
         except Exception as exc:  # noqa: BLE001 - a tile that does not fit is just skipped
             say(f"fwd {cfg}: failed ({type(exc).__name__}: {str(exc)[:80]})")
             continue
         say(f"fwd {cfg}: {ms:.4f}")
         best = min(best or (ms, cfg), (ms, cfg), key=lambda x: x[0])
-    td.FWD_CONFIGS[HEAD_DIM] = best[1]
+    dilated.FWD_CONFIGS[HEAD_DIM] = best[1]
     say(f"fwd best: {best[1]} {best[0]:.4f} ms")
-    memset_ms = bench(lambda: td._forward(q, k, v, segs, RATES, False, scale, False, best[1],
-                                          zero_fill_in_kernel=False))
+    memset_ms = bench(lambda: dilated.forward(q, k, v, segs, RATES, False, scale, config=best[1],
+                                              zero_fill=False))
     say(f"fwd best with torch.zeros_like output instead of in-kernel zero fill: {memset_ms:.4f} ms")
 
-    out, lse = td._forward(q, k, v, segs, RATES, False, scale, True)
+    out, lse = dilated.forward(q, k, v, segs, RATES, False, scale, store_lse=True)
     dout = torch.randn_like(out)
     # (block_m = streamed tile, block_n = rows a program owns, warps, stages)
     bwd = [(64, 64, 4, 3), (32, 64, 4, 3), (64, 64, 8, 3), (32, 128, 4, 3), (64, 128, 8, 2),
            (16, 64, 4, 4)]
     best = None
-    for cfg in map(lambda c: td.KernelConfig(*c), bwd):
+    for cfg in map(lambda c: KernelConfig(*c), bwd):
         try:
-            ms = bench(lambda: td._backward(q, k, v, out, lse, dout, segs, RATES, False, scale, cfg))
+            ms = bench(lambda: dilated.backward(q, k, v, out, lse, dout, segs, RATES, False, scale,
+                                                config=cfg))
         except Exception as exc:  # noqa: BLE001
             say(f"bwd {cfg}: failed ({type(exc).__name__}: {str(exc)[:80]})")
             continue
         say(f"bwd {cfg}: {ms:.4f}")
         best = min(best or (ms, cfg), (ms, cfg), key=lambda x: x[0])
-    td.BWD_CONFIGS[HEAD_DIM] = best[1]
+    dilated.BWD_CONFIGS[HEAD_DIM] = best[1]
     say(f"bwd best: {best[1]} {best[0]:.4f} ms")
 
 
@@ -164,15 +165,16 @@ def diagnose(seq_len: int) -> None:
     g = torch.randn_like(q)
     dense = DenseAttention(backend="flash")
     calls = {
-        "kernel fwd (no grad)": lambda: td.dilated_attention_triton(q.detach(), k.detach(),
+        "kernel fwd (no grad)": lambda: dilated.attention(q.detach(), k.detach(),
                                                                     v.detach(), segs, RATES),
-        "kernel fwd (grad, saves lse)": lambda: td.dilated_attention_triton(q, k, v, segs, RATES),
-        "kernel fwd+bwd": lambda: td.dilated_attention_triton(q, k, v, segs, RATES).backward(g),
+        "kernel fwd (grad, saves lse)": lambda: dilated.attention(q, k, v, segs, RATES),
+        "kernel fwd+bwd": lambda: dilated.attention(q, k, v, segs, RATES).backward(g),
         "dense fwd+bwd": lambda: dense(q, k, v).backward(g),
     }
     scale = HEAD_DIM ** -0.5
-    out, lse = td._forward(q.detach(), k.detach(), v.detach(), segs, RATES, False, scale, True)
-    calls["kernel bwd only (_backward)"] = lambda: td._backward(
+    out, lse = dilated.forward(q.detach(), k.detach(), v.detach(), segs, RATES, False, scale,
+                               store_lse=True)
+    calls["kernel bwd only (dilated.backward)"] = lambda: dilated.backward(
         q.detach(), k.detach(), v.detach(), out, lse, g.contiguous(), segs, RATES, False, scale)
     for name, fn in calls.items():
         for _ in range(3):
@@ -193,7 +195,7 @@ def diagnose(seq_len: int) -> None:
     import pstats
     prof_py = cProfile.Profile()
     inner_ms = []
-    orig_backward = td._backward
+    orig_backward = dilated.DilatedPlan.backward
 
     def timed_backward(*a, **kw):
         t0 = time.perf_counter()
@@ -204,12 +206,12 @@ def diagnose(seq_len: int) -> None:
             prof_py.disable()
             inner_ms.append((time.perf_counter() - t0) * 1e3)
 
-    td._backward = timed_backward
+    dilated.DilatedPlan.backward = timed_backward
     for _ in range(20):
         calls["kernel fwd+bwd"]()
     torch.cuda.synchronize()
-    td._backward = orig_backward
-    say(f"_backward inside autograd: {sorted(inner_ms)[10]:.3f} ms median CPU per call")
+    dilated.DilatedPlan.backward = orig_backward
+    say(f"DilatedPlan.backward inside autograd: {sorted(inner_ms)[10]:.3f} ms median CPU per call")
     text = io.StringIO()
     pstats.Stats(prof_py, stream=text).sort_stats("tottime").print_stats(12)
     say("```")
@@ -243,10 +245,10 @@ def table(lengths, causal_too=True) -> list[dict]:
             q, k, v = qkv(n, grad=True)
             with torch.no_grad():
                 d_f = bench(lambda: dense(q, k, v, is_causal=causal))
-                k_f = bench(lambda: td.dilated_attention_triton(q, k, v, segs, RATES, causal))
+                k_f = bench(lambda: dilated.attention(q, k, v, segs, RATES, causal))
             g = torch.randn_like(q)
             d_b = bench(lambda: dense(q, k, v, is_causal=causal).backward(g), [q, k, v])
-            k_b = bench(lambda: td.dilated_attention_triton(q, k, v, segs, RATES, causal)
+            k_b = bench(lambda: dilated.attention(q, k, v, segs, RATES, causal)
                         .backward(g), [q, k, v])
             tflops = attention_flops(dilated_pairs(spec), spec) / (k_f * 1e-3) / 1e12
             row = dict(seq_len=n, causal=causal, dense_fwd_ms=d_f, kernel_fwd_ms=k_f,
@@ -273,12 +275,12 @@ def largest(mega_tokens) -> list[dict]:
         try:
             q, k, v = qkv(n)
             with torch.no_grad():
-                out = td.dilated_attention_triton(q, k, v, SEGMENTS, RATES)
+                out = dilated.attention(q, k, v, SEGMENTS, RATES)
                 torch.cuda.synchronize()
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 del out
                 start.record()
-                out = td.dilated_attention_triton(q, k, v, SEGMENTS, RATES)
+                out = dilated.attention(q, k, v, SEGMENTS, RATES)
                 end.record()
                 torch.cuda.synchronize()
             ms = start.elapsed_time(end)
@@ -322,8 +324,8 @@ def main() -> None:
     if "sweep" in sections:
         sweep(args.sweep_len)
     result["configs"] = {name: {d: vars(c) for d, c in table_.items()} for name, table_ in
-                         (("fwd", td.FWD_CONFIGS), ("bwd", td.BWD_CONFIGS))}
-    say(f"configs in use (d={HEAD_DIM}): fwd {td.FWD_CONFIGS[HEAD_DIM]}, bwd {td.BWD_CONFIGS[HEAD_DIM]}")
+                         (("fwd", dilated.FWD_CONFIGS), ("bwd", dilated.BWD_CONFIGS))}
+    say(f"configs in use (d={HEAD_DIM}): fwd {dilated.FWD_CONFIGS[HEAD_DIM]}, bwd {dilated.BWD_CONFIGS[HEAD_DIM]}")
     if "diag" in sections:
         diagnose(4096)
     if "table" in sections:

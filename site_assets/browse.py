@@ -4,7 +4,7 @@ Serves the site over a local HTTP server (asv's site does not work from file://)
 ``chromium`` through ``chromedriver`` with selenium, and checks three things: the benchmark list
 loads, a benchmark's graph renders, and the regressions page lists what ``regressions.json`` holds.
 
-Usage: ``python -m site_assets.browse html --screenshot docs/site.png``
+Usage: ``python -m site_assets.browse html --screenshot docs/img/site.png``
 """
 from __future__ import annotations
 

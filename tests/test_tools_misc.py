@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tools import badges, machine
+from tools.lib.errors import ToolError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOW = os.path.join(ROOT, ".github", "workflows", "benchmarks.yml")
@@ -58,7 +59,7 @@ def test_machine_names_from_facts():
 def test_unreadable_machine_file_is_not_touched(tmp_path):
     path = tmp_path / "m.json"
     path.write_text("{not json")
-    with pytest.raises(SystemExit, match="not touching it"):
+    with pytest.raises(ToolError, match="not touching it"):
         machine.main(["--path", str(path)])
     assert path.read_text() == "{not json"
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from tools.lib.errors import ToolError
 from tools.publish import merge_saved_definitions
 
 
@@ -46,7 +47,7 @@ def test_a_definition_from_other_benchmark_code_is_named_in_a_warning(tmp_path, 
 
 
 def test_missing_benchmarks_json_is_a_one_line_error(tmp_path):
-    with pytest.raises(SystemExit, match="benchmarks.json not found"):
+    with pytest.raises(ToolError, match="benchmarks.json not found"):
         merge_saved_definitions(tmp_path)
 
 

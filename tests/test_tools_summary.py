@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.lib.errors import ToolError
 from tools.summary import FORWARD, SDPA, summary
 
 REAL = Path(__file__).resolve().parents[1] / "results" / "h100-80gb-hbm3x1"
@@ -68,7 +69,7 @@ def test_targets_are_speed_ups_against_flash_sdpa(tmp_path):
 
 def test_missing_machine_and_commit_are_one_line_errors(tmp_path):
     results = one_commit_results(tmp_path, {"DenseAttention": 1.0})
-    with pytest.raises(SystemExit, match="no results for machine 'nope'"):
+    with pytest.raises(ToolError, match="no results for machine 'nope'"):
         summary(results, "nope")
-    with pytest.raises(SystemExit, match="no results for commit '0000'"):
+    with pytest.raises(ToolError, match="no results for commit '0000'"):
         summary(results, "gpu", "0000")

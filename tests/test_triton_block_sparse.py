@@ -1,7 +1,7 @@
 """The Triton block-sparse forward kernel against the full-mask reference, on CPU via the interpreter.
 
 ``TRITON_INTERPRET=1`` must be set before the kernel is defined (at import of
-``attention.triton_block_sparse``), so the kernel tests run in a child pytest process with it set;
+``attention.kernels.block_sparse``), so the kernel tests run in a child pytest process with it set;
 in the parent they are skipped and one test launches that child. Shapes are
 ``(batch, seq_len, num_heads, head_dim)``, tiny so the interpreter stays within about a minute.
 float16 and float32 only: the interpreter's ``tl.dot`` is wrong for bfloat16 operands (triton 3.9).
@@ -27,7 +27,7 @@ def test_kernel_under_triton_interpreter():
 def _compare(q, k, v, pattern, scale=None, config=None):
     """Kernel output vs the float64 full-mask reference on the same inputs."""
     from attention.reference import masked_attention
-    from attention.triton_block_sparse import block_sparse_attention_triton
+    from attention.kernels.block_sparse import forward as block_sparse_attention_triton
 
     out = block_sparse_attention_triton(q, k, v, pattern, scale=scale, config=config)
     n, h = q.shape[1], q.shape[2]
@@ -41,6 +41,12 @@ def _compare(q, k, v, pattern, scale=None, config=None):
 def _qkv(shape, dtype, seed=0):
     gen = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(shape, generator=gen).to(dtype) for _ in range(3))
+
+
+def _avail(q: torch.Tensor, pattern) -> bool:
+    from attention.kernels.block_sparse import available
+
+    return available(device=q.device, dtype=q.dtype, head_dim=q.shape[-1], pattern=pattern)
 
 
 def _uneven_layout(num_blocks: int, seed: int = 0) -> torch.Tensor:
@@ -98,7 +104,7 @@ def test_interpreted_strided_views_and_explicit_scale(causal):
 @pytest.mark.parametrize("block_m, block_n", [(16, 16), (32, 16), (16, 32), (64, 32)])
 def test_interpreted_tiles_smaller_than_block(block_m, block_n):
     # Several query tiles and key tiles per 64-token block: every causal diagonal split.
-    from attention.triton_dilated import KernelConfig
+    from attention.kernels.block_sparse import KernelConfig
 
     layout = _uneven_layout(4, seed=4)
     for causal in (False, True):
@@ -109,7 +115,7 @@ def test_interpreted_tiles_smaller_than_block(block_m, block_n):
 
 @interpreted_only
 def test_interpreted_runs_under_no_grad_and_refuses_grad():
-    from attention.triton_block_sparse import block_sparse_attention_triton
+    from attention.kernels.block_sparse import forward as block_sparse_attention_triton
 
     pattern = BlockPattern.make(128, 32, "local", 0.5)
     q, k, v = _qkv((1, 128, 2, 16), torch.float32)
@@ -123,8 +129,8 @@ def test_interpreted_runs_under_no_grad_and_refuses_grad():
 
 @interpreted_only
 def test_interpreted_rejects_config_not_dividing_block():
-    from attention.triton_block_sparse import block_sparse_attention_triton
-    from attention.triton_dilated import KernelConfig
+    from attention.kernels.block_sparse import forward as block_sparse_attention_triton
+    from attention.kernels.block_sparse import KernelConfig
 
     q = torch.zeros(1, 96, 2, 16)
     pattern = BlockPattern.make(96, 48, "local", 0.0)
@@ -134,32 +140,28 @@ def test_interpreted_rejects_config_not_dividing_block():
 
 @interpreted_only
 def test_interpreted_available_for_cpu_tensors():
-    from attention.triton_block_sparse import block_sparse_triton_available
-
     pattern = BlockPattern.make(128, 32, "local", 0.5)
-    assert block_sparse_triton_available(torch.zeros(1, 128, 2, 16, dtype=torch.float16), pattern)
-    assert block_sparse_triton_available(torch.zeros(1, 128, 2, 16), pattern)
-    assert not block_sparse_triton_available(torch.zeros(1, 128, 2, 24), pattern)
-    assert not block_sparse_triton_available(torch.zeros(1, 120, 2, 16), BlockPattern.make(120, 24, "local", 0.5))
+    assert _avail(torch.zeros(1, 128, 2, 16, dtype=torch.float16), pattern)
+    assert _avail(torch.zeros(1, 128, 2, 16), pattern)
+    assert not _avail(torch.zeros(1, 128, 2, 24), pattern)
+    assert not _avail(torch.zeros(1, 120, 2, 16), BlockPattern.make(120, 24, "local", 0.5))
 
 
 # ---- no kernel launch: these run in the parent ------------------------------------------------
 
 def test_available_only_for_cuda_half_precision():
-    from attention.triton_block_sparse import block_sparse_triton_available
-
     pattern = BlockPattern.make(256, 32, "local", 0.5)
     if not INTERPRETED:
-        assert not block_sparse_triton_available(torch.zeros(1, 256, 2, 16, dtype=torch.float16), pattern)
+        assert not _avail(torch.zeros(1, 256, 2, 16, dtype=torch.float16), pattern)
     if torch.cuda.is_available() and HAVE_TRITON and not INTERPRETED:
         cuda = torch.zeros(1, 256, 2, 64, dtype=torch.bfloat16, device="cuda")
-        assert block_sparse_triton_available(cuda, pattern)
-        assert not block_sparse_triton_available(cuda.float(), pattern)  # would be TF32
+        assert _avail(cuda, pattern)
+        assert not _avail(cuda.float(), pattern)  # would be TF32
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_kernel_pattern_lists_each_rows_key_blocks(causal):
-    from attention.triton_block_sparse import kernel_pattern
+    from attention.kernels.block_sparse import kernel_pattern
 
     layout = _uneven_layout(8, seed=5)
     pattern = BlockPattern(layout, 32, causal)
@@ -187,7 +189,7 @@ def test_kernel_pattern_lists_each_rows_key_blocks(causal):
     ((1, 240, 2, 16), torch.float16, 24, "block_size a multiple of 16"),
 ])
 def test_bad_input_raises_one_line_error(shape, dtype, block_size, message):
-    from attention.triton_block_sparse import block_sparse_attention_triton
+    from attention.kernels.block_sparse import forward as block_sparse_attention_triton
 
     pattern = BlockPattern.make(256 if shape[1] == 192 else shape[1], block_size, "local", 0.5)
     q = torch.zeros(shape, dtype=dtype)
@@ -197,7 +199,7 @@ def test_bad_input_raises_one_line_error(shape, dtype, block_size, message):
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
 def test_input_requiring_grad_is_refused_before_launch():
-    from attention.triton_block_sparse import block_sparse_attention_triton
+    from attention.kernels.block_sparse import forward as block_sparse_attention_triton
 
     pattern = BlockPattern.make(256, 32, "local", 0.5)
     q = torch.zeros(1, 256, 2, 16, dtype=torch.float16)
@@ -207,7 +209,7 @@ def test_input_requiring_grad_is_refused_before_launch():
 
 @pytest.mark.skipif(INTERPRETED or not HAVE_TRITON, reason="the interpreter accepts CPU tensors")
 def test_cpu_tensors_refused_without_interpreter():
-    from attention.triton_block_sparse import block_sparse_attention_triton
+    from attention.kernels.block_sparse import forward as block_sparse_attention_triton
 
     q = torch.zeros(1, 256, 2, 16, dtype=torch.float16)
     with pytest.raises(ValueError, match="needs CUDA tensors"):

@@ -1,7 +1,7 @@
 """The Triton dilated-attention kernels against the full-mask reference, on CPU via the interpreter.
 
 ``TRITON_INTERPRET=1`` must be set before the kernels are defined (at import of
-``attention.triton_dilated``), so the kernel tests run in a child pytest process with it set;
+``attention.kernels.dilated``), so the kernel tests run in a child pytest process with it set;
 in the parent they are skipped and one test launches that child. Shapes are
 ``(batch, seq_len, num_heads, head_dim)``, tiny so the interpreter stays within ~1-2 minutes.
 bfloat16 is left to the GPU probe (scripts/gpu_kernel_probe.py): the interpreter's ``tl.dot``
@@ -24,7 +24,7 @@ def test_kernels_under_triton_interpreter():
 def _run_and_compare(shape, segments, rates, causal, dtype, qkv_from_packed=False, atol=None):
     """Forward and gradients of the kernel vs the float64 full-mask reference."""
     from attention.reference import dilated_mask, reference_dilated_attention
-    from attention.triton_dilated import dilated_attention_triton
+    from attention.kernels.dilated import attention as dilated_attention_triton
 
     torch.manual_seed(hash((shape, segments, causal, str(dtype))) % 2**31)
     b, n, h, d = shape
@@ -81,7 +81,7 @@ def test_interpreted_ragged_pattern_and_strided_views():
 
 @interpreted_only
 def test_interpreted_inference_path_matches_autograd_path():
-    from attention.triton_dilated import dilated_attention_triton
+    from attention.kernels.dilated import attention as dilated_attention_triton
 
     q, k, v = (torch.randn(1, 64, 3, 16) for _ in range(3))
     with torch.no_grad():
@@ -93,34 +93,37 @@ def test_interpreted_inference_path_matches_autograd_path():
 @interpreted_only
 def test_interpreted_inference_plan_runs_inputs_of_its_signature():
     from attention.reference import reference_dilated_attention
-    from attention.triton_dilated import inference_plan
+    from attention.kernels import dilated
 
     segments, rates = (16, 32), (1, 2)
     packed = torch.randn(1, 64, 3, 4, 16)  # q, k, v as views: seq stride 3*h*d
     q, k, v = packed.unbind(2)
-    plan = inference_plan(q, k, v, segments, rates, causal=True)
+    plan = dilated.plan(q, k, v, segments, rates, causal=True)
     for _ in range(2):  # a plan is reused for new inputs of the same signature
-        out, lse = plan(q, k, v)
+        out, lse = plan.forward(q, k, v)
         ref = reference_dilated_attention(q.double(), k.double(), v.double(), segments, rates,
                                           causal=True)
         torch.testing.assert_close(out.double(), ref, atol=2e-5, rtol=0)
         assert lse is None and out.is_contiguous()
         packed = torch.randn(1, 64, 3, 4, 16)
         q, k, v = packed.unbind(2)
-    # head_dim not unit-stride: the kernels need a copy first, so no plan.
+    # head_dim not unit-stride: the plan copies the inputs first.
     strided = torch.randn(1, 64, 4, 32)[..., ::2]
-    assert inference_plan(strided, strided, strided, segments, rates) is None
+    out = dilated.plan(strided, strided, strided, segments, rates)(strided, strided, strided)
+    ref = reference_dilated_attention(*(strided.double(),) * 3, segments, rates)
+    torch.testing.assert_close(out.double(), ref, atol=2e-5, rtol=0)
 
 
 def test_triton_available_only_for_cuda_half_precision():
-    from attention.triton_dilated import triton_available
+    from attention.kernels import dilated
 
-    assert not triton_available(torch.zeros(1, 64, 3, 16, dtype=torch.float16))  # CPU
-    if torch.cuda.is_available() and HAVE_TRITON:
-        cuda = torch.zeros(1, 64, 3, 64, dtype=torch.bfloat16, device="cuda")
-        assert triton_available(cuda)
-        assert not triton_available(cuda.float())
-        assert not triton_available(cuda, (64, 128), (1, 16))  # 128 // 16 < 16 rows
+    assert not dilated.available(device="cpu", dtype=torch.float16, head_dim=16)
+    if HAVE_TRITON:  # asked without a tensor, so no GPU is needed to ask about one
+        assert dilated.available(device="cuda", dtype=torch.bfloat16, head_dim=64)
+        assert not dilated.available(device="cuda", dtype=torch.float32, head_dim=64)
+        assert not dilated.available(device="cuda", dtype=torch.bfloat16, head_dim=24)
+        assert not dilated.available(device="cuda", dtype=torch.bfloat16, head_dim=64,
+                                     segments=(64, 128), rates=(1, 16))  # 128 // 16 < 16 rows
 
 
 @pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
@@ -131,7 +134,7 @@ def test_triton_available_only_for_cuda_half_precision():
     (dict(shape=(1, 64, 3, 16), dtype=torch.int32), "floating-point"),
 ])
 def test_bad_input_raises_one_line_error(kwargs, message):
-    from attention.triton_dilated import dilated_attention_triton
+    from attention.kernels.dilated import attention as dilated_attention_triton
 
     q = torch.zeros(kwargs["shape"], dtype=kwargs.get("dtype", torch.float16))
     with pytest.raises(ValueError, match=message):

@@ -1,18 +1,17 @@
-"""attention._triton_launch.CachedLauncher against a fake kernel that records how it was launched.
+"""attention.kernels' CachedLauncher against a fake kernel that records how it was launched.
 
 The fake mimics Triton's API: ``kernel[grid](*args, **constexprs, **options)`` compiles (counted)
 and returns a compiled kernel whose ``compiled[grid3](*all_args)`` launches it through Triton's
 runner, and whose ``compiled.run(g0, g1, g2, stream, function, packed_metadata, launch_metadata,
 enter_hook, exit_hook, *all_args)`` is the C launcher; ``arg_names`` lists the parameters in
-signature order. Launch hooks and the current stream are replaced by fakes (no GPU here).
+signature order. The launcher is given fake launch hooks and a fake current stream (no GPU here).
 """
 from __future__ import annotations
 
 import pytest
 import torch
 
-from attention import _triton_launch
-from attention._triton_launch import CachedLauncher
+from attention.kernels import CachedLauncher
 
 STREAM = 7
 
@@ -22,12 +21,17 @@ class FakeHooks:
         self.calls = []
 
 
-@pytest.fixture(autouse=True)
-def fake_hooks_and_stream(monkeypatch):
-    hooks = (FakeHooks(), FakeHooks())
-    monkeypatch.setattr(_triton_launch, "_launch_hooks", lambda: hooks)
-    monkeypatch.setattr(_triton_launch, "_current_stream", lambda index: STREAM)
-    return hooks
+@pytest.fixture
+def fake_hooks_and_stream():
+    return (FakeHooks(), FakeHooks())
+
+
+@pytest.fixture
+def make_launcher(fake_hooks_and_stream):
+    def make(kernel, hooks=True):
+        chains = fake_hooks_and_stream if hooks else None
+        return CachedLauncher(kernel, hooks=lambda: chains, stream=lambda index: STREAM)
+    return make
 
 
 class FakeCompiled:
@@ -62,9 +66,9 @@ def launch(launcher, x, n=64, scale=0.5, block=16, grid=(4, 2)):
     launcher.launch(grid, (x, n, scale), {"EVEN": True, "BLOCK": block}, {"num_warps": 4})
 
 
-def test_second_call_with_same_signature_launches_the_compiled_kernel_with_all_args_in_order():
+def test_second_call_with_same_signature_launches_the_compiled_kernel_with_all_args_in_order(make_launcher):
     kernel, x = FakeKernel(), torch.zeros(8)
-    launcher = CachedLauncher(kernel)
+    launcher = make_launcher(kernel)
     launch(launcher, x)
     launch(launcher, x, scale=0.25)  # floats are not specialised: same signature
     assert kernel.compiles == 1
@@ -74,27 +78,26 @@ def test_second_call_with_same_signature_launches_the_compiled_kernel_with_all_a
                              (x, 64, 0.25, 16, True))
 
 
-def test_a_registered_launch_hook_gets_tritons_own_runner(fake_hooks_and_stream):
+def test_a_registered_launch_hook_gets_tritons_own_runner(fake_hooks_and_stream, make_launcher):
     kernel, x = FakeKernel(), torch.zeros(8)
-    launcher = CachedLauncher(kernel)
+    launcher = make_launcher(kernel)
     launch(launcher, x)
     fake_hooks_and_stream[0].calls.append(print)  # e.g. a profiler registered after the first call
     launch(launcher, x)
     assert kernel.log[1] == ("runner", (4, 2, 1), (x, 64, 0.5, 16, True))
 
 
-def test_a_triton_without_hook_chains_gets_tritons_own_runner(monkeypatch):
-    monkeypatch.setattr(_triton_launch, "_launch_hooks", lambda: None)
+def test_a_triton_without_hook_chains_gets_tritons_own_runner(make_launcher):
     kernel, x = FakeKernel(), torch.zeros(8)
-    launcher = CachedLauncher(kernel)
+    launcher = make_launcher(kernel, hooks=False)
     launch(launcher, x)
     launch(launcher, x)
     assert kernel.compiles == 1 and kernel.log[1] == ("runner", (4, 2, 1), (x, 64, 0.5, 16, True))
 
 
-def test_what_triton_specialises_on_makes_a_new_signature():
+def test_what_triton_specialises_on_makes_a_new_signature(make_launcher):
     kernel, x = FakeKernel(), torch.zeros(16)
-    launcher = CachedLauncher(kernel)
+    launcher = make_launcher(kernel)
     launch(launcher, x)
     launch(launcher, x, n=65)  # integer value
     launch(launcher, x.to(torch.float64))  # pointer dtype
@@ -105,9 +108,9 @@ def test_what_triton_specialises_on_makes_a_new_signature():
     assert launcher.cached_signatures() == 6
 
 
-def test_without_a_compiled_kernel_every_call_goes_through_the_jit_path():
+def test_without_a_compiled_kernel_every_call_goes_through_the_jit_path(make_launcher):
     kernel, x = FakeKernel(returns_compiled=False), torch.zeros(8)  # like TRITON_INTERPRET=1
-    launcher = CachedLauncher(kernel)
+    launcher = make_launcher(kernel)
     launch(launcher, x)
     launch(launcher, x)
     assert kernel.compiles == 2 and launcher.cached_signatures() == 0

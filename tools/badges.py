@@ -16,6 +16,9 @@ from xml.sax.saxutils import escape
 
 from asv import util as asv_util
 
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.files import check_writable, write_text_atomic
 from tools.lib.regressions import find_regressions
 from tools.lib.series import Series, series_from_results
 
@@ -48,7 +51,7 @@ def parse_params(text: str | None) -> dict[str, str]:
         return {}
     pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
     if any(len(p) != 2 for p in pairs):
-        raise SystemExit(f"error: --params must look like name=value,name=value; got {text!r}")
+        raise ToolError(f"--params must look like name=value,name=value; got {text!r}")
     return {k.strip(): v.strip() for k, v in pairs}
 
 
@@ -58,12 +61,12 @@ def pick_series(all_series: list[Series], benchmark: str, params: dict[str, str]
                and all(s.params.get(k) == v for k, v in params.items())
                and (machine is None or s.machine == machine)]
     if not matches:
-        raise SystemExit(f"error: no results for {benchmark} with {params or 'any params'}"
-                         f"{' on ' + machine if machine else ''}")
+        raise ToolError(f"no results for {benchmark} with {params or 'any params'}"
+                        f"{' on ' + machine if machine else ''}")
     if len(matches) > 1:
         options = "; ".join(f"{s.machine}: {s.label}" for s in matches[:5])
-        raise SystemExit(f"error: {len(matches)} series match {benchmark}; narrow with --params/--machine "
-                         f"(e.g. {options})")
+        raise ToolError(f"{len(matches)} series match {benchmark}; narrow with --params/--machine "
+                        f"(e.g. {options})")
     return matches[0]
 
 
@@ -71,24 +74,40 @@ def latest_value(series: Series) -> str:
     """The most recent commit's value, human-readable in the benchmark's unit (e.g. '0.74ms')."""
     for point in reversed(series.points):
         if point.value is not None and point.value == point.value:
-            return asv_util.human_value(point.value, series.unit)
+            try:
+                return asv_util.human_value(point.value, series.unit)
+            except (ValueError, OverflowError):  # inf, or a value asv cannot scale
+                return str(point.value)
     return "n/a"
 
 
-def open_regression_count(args: argparse.Namespace, all_series: list[Series]) -> int:
-    """Open regressions from a tools.report JSON file if given, else detected here."""
-    if args.report:
-        with open(args.report, encoding="utf-8") as fh:
+def read_report_count(path: str) -> int:
+    """Open regressions in a ``tools.report --format json`` file; ToolError if it is not one."""
+    if not os.path.isfile(path):
+        raise ToolError(f"report {path} not found (write it with tools.report --format json --output)")
+    try:
+        with open(path, encoding="utf-8") as fh:
             report = json.load(fh)
-        return sum(1 for r in report.get("regressions", []) if r.get("open", True))
-    found, _ = find_regressions(all_series, args.detector, args.threshold)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ToolError(f"report {path} is not valid JSON ({exc})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("regressions"), list) \
+            or not all(isinstance(r, dict) for r in report["regressions"]):
+        raise ToolError(f"report {path} is not tools.report JSON (expected an object with a "
+                        f"'regressions' list)")
+    return sum(1 for r in report["regressions"] if r.get("open", True))
+
+
+def open_regression_count(report: str | None, all_series: list[Series], detector: str, threshold: float) -> int:
+    """Open regressions from a tools.report JSON file if given, else detected here."""
+    if report:
+        return read_report_count(report)
+    found, _ = find_regressions(all_series, detector, threshold)
     return sum(r.open for r in found)
 
 
 def write(path: str, svg: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(svg)
+    write_text_atomic(path, svg)
     print(f"wrote {path}")
 
 
@@ -102,19 +121,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", help="text on the left of latest.svg (default: the benchmark name)")
     parser.add_argument("--report", help="tools.report --format json output to count open regressions from")
     parser.add_argument("--detector", choices=("samples", "asv"), default="samples")
-    parser.add_argument("--threshold", type=float, default=1.10)
+    parser.add_argument("--threshold", type=cli.ratio_above_one, default=1.10,
+                        help="smallest after/before ratio counted (a finite ratio above 1)")
     args = parser.parse_args(argv)
 
-    all_series = series_from_results(args.results)
     out_dir = os.path.join(args.html, "badges")
+    check_writable(os.path.join(out_dir, "regressions.svg"), make_parents=True)
+    params = parse_params(args.params)
+    all_series = series_from_results(args.results)
+    # Everything is computed before the first badge is written: a failure leaves the old badges.
+    badges = {}
     if args.benchmark:
-        series = pick_series(all_series, args.benchmark, parse_params(args.params), args.machine)
-        write(os.path.join(out_dir, "latest.svg"),
-              render_badge(args.label or args.benchmark.split(".")[-1], latest_value(series), BLUE))
-    count = open_regression_count(args, all_series)
-    write(os.path.join(out_dir, "regressions.svg"), render_badge("regressions", str(count), RED if count else GREEN))
+        series = pick_series(all_series, args.benchmark, params, args.machine)
+        badges["latest.svg"] = render_badge(args.label or args.benchmark.split(".")[-1], latest_value(series), BLUE)
+    count = open_regression_count(args.report, all_series, args.detector, args.threshold)
+    badges["regressions.svg"] = render_badge("regressions", str(count), RED if count else GREEN)
+    for name, svg in badges.items():
+        write(os.path.join(out_dir, name), svg)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

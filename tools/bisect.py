@@ -30,8 +30,11 @@ import tempfile
 from dataclasses import dataclass
 
 from asv.config import Config
-from asv.results import iter_results
 from scipy.stats import mannwhitneyu
+
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.series import iter_results_checked
 
 FOUND_LINE = re.compile(r"Greatest regression found:\s*([0-9a-f]{7,40})")
 
@@ -47,20 +50,27 @@ class Verdict:
 def git(repo: str, *args: str) -> str:
     done = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"error: git {' '.join(args)}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
+        raise ToolError(f"git {' '.join(args)}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
     return done.stdout.strip()
 
 
 def check_range(repo: str, range_spec: str) -> list[str]:
-    """The commits asv find will search; a one-line error if the range does not resolve or is empty."""
+    """The commits asv find will search; ToolError if ``range_spec`` is not FROM..TO, does not resolve
+    or holds fewer than two commits (a bare commit would be all of history, down to the root)."""
+    ends = range_spec.split("..")
+    if len(ends) != 2 or not all(ends) or range_spec.count("...") or any(e.startswith(("^", "-")) for e in ends):
+        raise ToolError(f"commit range {range_spec!r} is not FROM..TO (e.g. HEAD~20..HEAD); "
+                        "a single commit would search all of its history")
+    if not os.path.isdir(repo):
+        raise ToolError(f"repository {repo} (from the asv config's \"repo\") does not exist")
     done = subprocess.run(["git", "-C", repo, "rev-list", "--first-parent", range_spec, "--"],
                           capture_output=True, text=True)
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["git rev-list failed"])[0]
-        raise SystemExit(f"error: commit range '{range_spec}' does not exist in {repo} ({reason})")
+        raise ToolError(f"commit range '{range_spec}' does not exist in {repo} ({reason})")
     commits = done.stdout.split()
     if len(commits) < 2:
-        raise SystemExit(f"error: commit range '{range_spec}' holds {len(commits)} commit(s); asv find needs 2 or more")
+        raise ToolError(f"commit range '{range_spec}' holds {len(commits)} commit(s); asv find needs 2 or more")
     return commits
 
 
@@ -82,7 +92,7 @@ def stream(cmd: list[str], step: str) -> str:
         lines.append(line)
         print(f"[{step}] {line}", end="", flush=True)
     if proc.wait() != 0:
-        raise SystemExit(f"error: `{' '.join(cmd[1:4])} ...` failed with exit status {proc.returncode}")
+        raise ToolError(f"`{' '.join(cmd[1:4])} ...` failed with exit status {proc.returncode}")
     return "".join(lines)
 
 
@@ -91,7 +101,7 @@ def run_find(args: argparse.Namespace, repo: str) -> str:
     output = stream(asv_command(args, "find", args.range, args.benchmark), "1/3 asv find")
     match = FOUND_LINE.search(output)
     if not match:
-        raise SystemExit("error: asv find did not name a commit (no 'Greatest regression found' line)")
+        raise ToolError("asv find did not name a commit (no 'Greatest regression found' line)")
     return git(repo, "rev-parse", "--verify", match.group(1) + "^{commit}")
 
 
@@ -111,8 +121,8 @@ def remeasure(args: argparse.Namespace, commits: list[str]) -> None:
 def samples_for(results_dir: str, commit: str, machine: str | None, pattern: str) -> dict[str, list[float]]:
     """All samples recorded for ``commit``, per benchmark entry ('name' or 'name(params)') matching."""
     found: dict[str, list[float]] = {}
-    for result in iter_results(results_dir):
-        if result.commit_hash != commit or (machine and result.params.get("machine") != machine):
+    for result in iter_results_checked(results_dir, machine):
+        if result.commit_hash != commit:
             continue
         for key in result.get_all_result_keys():
             params = result.get_result_params(key)
@@ -120,7 +130,8 @@ def samples_for(results_dir: str, commit: str, machine: str | None, pattern: str
             for combo, samples in zip(combos, result.get_result_samples(key, params)):
                 label = f"{key}({', '.join(combo)})" if combo else key
                 if samples and (re.search(pattern, label) or key == pattern):
-                    found.setdefault(label, []).extend(s for s in samples if s is not None)
+                    # A time of 0, a negative or a non-finite one is no measurement (ratios need > 0).
+                    found.setdefault(label, []).extend(s for s in samples if s is not None and 0 < s < math.inf)
     return found
 
 
@@ -133,7 +144,8 @@ def round_medians(samples: list[float], repeat: int, rounds: int) -> list[float]
     return [statistics.median(ours[i:i + repeat]) for i in range(0, len(ours), repeat)]
 
 
-def judge(before: dict[str, list[float]], after: dict[str, list[float]], args: argparse.Namespace) -> Verdict:
+def judge(before: dict[str, list[float]], after: dict[str, list[float]], repeat: int, rounds: int,
+          alpha: float, min_ratio: float) -> Verdict:
     """The most significant slowdown among the entries both commits have samples for.
 
     The test's unit is a round, not a sample: each round runs in its own process, and samples of
@@ -142,17 +154,17 @@ def judge(before: dict[str, list[float]], after: dict[str, list[float]], args: a
     """
     verdicts = []
     for label in sorted(set(before) & set(after)):
-        a = round_medians(after[label], args.repeat, args.rounds)
-        b = round_medians(before[label], args.repeat, args.rounds)
+        a = round_medians(after[label], repeat, rounds)
+        b = round_medians(before[label], repeat, rounds)
         if a is None or b is None:
             continue
-        ratio = statistics.median(after[label][-args.repeat * args.rounds:]) / \
-            statistics.median(before[label][-args.repeat * args.rounds:])
+        ratio = statistics.median(after[label][-repeat * rounds:]) / \
+            statistics.median(before[label][-repeat * rounds:])
         p_value = float(mannwhitneyu(a, b, alternative="greater").pvalue)
-        verdicts.append(Verdict(label, ratio, p_value, p_value < args.alpha and ratio >= args.min_ratio))
+        verdicts.append(Verdict(label, ratio, p_value, p_value < alpha and ratio >= min_ratio))
     if not verdicts:
-        raise SystemExit(f"error: no benchmark has {args.repeat * args.rounds} new samples on both commits; "
-                         "nothing to test (did the benchmark fail? see asv's output above)")
+        raise ToolError(f"no benchmark has {repeat * rounds} new samples on both commits; "
+                        "nothing to test (did the benchmark fail? see asv's output above)")
     return min(verdicts, key=lambda v: (not v.confirmed, v.p_value, -v.ratio))
 
 
@@ -164,26 +176,24 @@ def smallest_p(rounds: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bisect", description=__doc__.splitlines()[0])
     parser.add_argument("range", help="commits to search, FROM..TO (FROM itself is not searched, as in git)")
-    parser.add_argument("benchmark", help="benchmark name or regex, as asv find takes it")
+    parser.add_argument("benchmark", type=cli.regex, help="benchmark name or regex, as asv find takes it")
     parser.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
     parser.add_argument("--machine", help="asv machine name (passed to asv)")
     parser.add_argument("-E", "--environment", action="append", default=[], help="asv environment (passed to asv)")
-    parser.add_argument("--repeat", type=int, default=5, help="samples per round when confirming (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=8,
+    parser.add_argument("--repeat", type=cli.positive_int, default=5, help="samples per round when confirming (default: %(default)s)")
+    parser.add_argument("--rounds", type=cli.positive_int, default=8,
                         help="interleaved rounds per commit when confirming (default: %(default)s)")
-    parser.add_argument("--alpha", type=float, default=0.01, help="significance level (default: %(default)s)")
-    parser.add_argument("--min-ratio", type=float, default=1.05,
+    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="significance level (default: %(default)s)")
+    parser.add_argument("--min-ratio", type=cli.ratio_at_least_one, default=1.05,
                         help="smallest slowdown that counts as a step (default: %(default)s)")
     args = parser.parse_args(argv)
-    if args.repeat < 1 or args.rounds < 1:
-        parser.error("--repeat and --rounds must be positive")
     if smallest_p(args.rounds) >= args.alpha:
         parser.error(f"--rounds {args.rounds} can never reach p < {args.alpha} (the test counts rounds); "
                      f"use more rounds")
     if not os.path.isfile(args.config):
-        raise SystemExit(f"error: asv config {args.config} not found")
+        raise ToolError(f"asv config {args.config} not found")
     args.config = os.path.abspath(args.config)
-    conf = Config.load(args.config)
+    conf = Config.load(args.config)  # asv's UserError names a config it cannot read
     conf_dir = os.path.dirname(args.config)
     repo = os.path.join(conf_dir, conf.repo)
     results_dir = os.path.join(conf_dir, conf.results_dir)
@@ -194,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     remeasure(args, [parent, named])
     print("[3/3] Mann-Whitney U test on the named commit and its parent", flush=True)
     verdict = judge(samples_for(results_dir, parent, args.machine, args.benchmark),
-                    samples_for(results_dir, named, args.machine, args.benchmark), args)
+                    samples_for(results_dir, named, args.machine, args.benchmark),
+                    args.repeat, args.rounds, args.alpha, args.min_ratio)
     if verdict.confirmed:
         subject = git(repo, "log", "-1", "--format=%s", named)
         print(f"confirmed: {named[:7]} {subject} made {verdict.benchmark} {verdict.ratio:.2f}x slower "
@@ -206,4 +217,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -20,6 +20,10 @@ import sys
 import psutil
 from asv.machine import MachineCollection
 
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.files import check_writable, write_json_atomic
+
 DEFAULT_PATH = "~/.asv-machine.json"
 
 
@@ -101,24 +105,33 @@ def machine_name(facts: dict[str, str]) -> str:
 
 
 def write_machine(path: str, name: str, facts: dict[str, str]) -> dict[str, str]:
-    """Merge ``name``'s entry into the machine file at ``path``; other machines are kept as they were."""
+    """Merge ``name``'s entry into the machine file at ``path``; other machines are kept as they were.
+
+    The file is replaced in one rename; one that cannot be read is a ToolError and is left alone.
+    """
+    existing: dict = {}
+    if os.path.isdir(path):
+        raise ToolError(f"{path} is a directory, not an asv machine file")
     if os.path.exists(path):
         try:
             with open(path, encoding="utf-8") as fh:
                 existing = json.load(fh)
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"error: {path} is not a readable asv machine file ({exc}); not touching it")
+            raise ToolError(f"{path} is not a readable asv machine file ({exc}); not touching it") from None
         if not isinstance(existing, dict):
-            raise SystemExit(f"error: {path} does not hold a JSON object; not touching it")
+            raise ToolError(f"{path} does not hold a JSON object; not touching it")
+    check_writable(path)
     entry = {"machine": name, **facts}
-    MachineCollection.save(name, entry, _path=path)
+    existing = {k: v for k, v in existing.items() if k != "version"}
+    existing[name] = entry
+    write_json_atomic(path, existing, MachineCollection.api_version)
     return entry
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.machine", description=__doc__.splitlines()[0])
     parser.add_argument("--path", default=DEFAULT_PATH, help="machine file to write (default: %(default)s)")
-    parser.add_argument("--name", help="override the derived machine name")
+    parser.add_argument("--name", type=cli.machine_name, help="override the derived machine name")
     parser.add_argument("--cpu-only", action="store_true", help="describe the CPU even if a GPU is visible")
     parser.add_argument("--print-name", action="store_true", help="only print the derived name, write nothing")
     args = parser.parse_args(argv)
@@ -136,4 +149,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -4,7 +4,10 @@ Placing in time, first that applies: the time in the file name -> the last commi
 or before it; else the commit that added the file to git; else ``--commit``. Each legacy file becomes
 ``results/<machine>/<sha8>-legacy-<stem>.json`` with benchmarks ``legacy.time_forward`` (seconds) and
 ``legacy.peakmem_forward`` (bytes), params implementation x seq_len x shape; their entries are merged
-into ``results/benchmarks.json``. Originals are only read. Running it twice changes nothing.
+into ``results/benchmarks.json``. Originals are only read. Running it twice changes nothing; a file
+placed on another commit than before moves there (its old copy goes). A failed legacy entry stays a
+failure with its error text (in the result file's stderr and in the printed plan). Every write is
+a temporary file renamed over the target.
 ``asv run`` rewrites benchmarks.json from the discovered suite, so re-run this before ``asv publish``.
 
 Usage: ``python -m tools.migrate LEGACY.json|DIR ... [--repo .] [--branch HEAD] [--dry-run]``
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import filecmp
 import glob
 import itertools
 import os
@@ -29,7 +31,11 @@ from asv.machine import Machine
 from asv.results import Results, get_filename
 from asv.runner import BenchmarkResult
 
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.files import check_writable, write_bytes_atomic, write_json_atomic
 from tools.lib.legacy_format import LegacyEntry, load_legacy, timestamp_from_name
+from tools.lib.series import asv_reason
 
 TIME_BENCHMARK = "legacy.time_forward"
 MEMORY_BENCHMARK = "legacy.peakmem_forward"
@@ -37,6 +43,8 @@ PARAM_NAMES = ["implementation", "seq_len", "shape"]
 # Fixed: results written by any run of this tool stay valid for the benchmarks.json entries it writes.
 BENCHMARK_VERSION = "attnbench-legacy-1"
 UNKNOWN_MACHINE_FIELDS = ("os", "arch", "cpu", "num_cpu", "ram")
+# Top-level key of a migrated result file listing the failed legacy entries and their error text.
+LEGACY_ERRORS_KEY = "legacy_errors"
 
 
 @dataclass
@@ -59,7 +67,7 @@ def find_inputs(paths: list[str]) -> list[str]:
         elif os.path.isfile(path):
             found.append(path)
         else:
-            raise SystemExit(f"error: {path} does not exist")
+            raise ToolError(f"{path} does not exist")
     return found
 
 
@@ -140,6 +148,18 @@ def _by_key(entries: list[LegacyEntry]) -> tuple[dict, list[str]]:
     return table, notes
 
 
+def failures(entries: list[LegacyEntry]) -> list[dict]:
+    """The failed entries, each ``{implementation, seq_len, shape, error}`` (the error text kept)."""
+    return [{"implementation": e.implementation, "seq_len": e.seq_len, "shape": e.shape, "error": e.error}
+            for e in entries if e.error is not None]
+
+
+def failure_text(entries: list[LegacyEntry]) -> str:
+    """One line per failed entry, ``implementation seq_len=N [shape]: error text``."""
+    return "".join(f"{f['implementation']} seq_len={f['seq_len']} [{f['shape']}]: {f['error']}\n"
+                   for f in failures(entries))
+
+
 def _time_result(entry: LegacyEntry | None) -> tuple[float | None, list[float] | None, int | None]:
     if entry is None or entry.error is not None:
         return None, None, None
@@ -164,7 +184,7 @@ def build_results(entries: list[LegacyEntry], commit: git.Commit, machine_params
     results.add_result(
         benchmarks[TIME_BENCHMARK],
         BenchmarkResult(result=[t[0] for t in times], samples=[t[1] for t in times],
-                        number=[t[2] for t in times], errcode=0, stderr="", profile=None),
+                        number=[t[2] for t in times], errcode=0, stderr=failure_text(entries), profile=None),
         started_at=started_at, record_samples=True,
     )
     memory = [None if (e := table.get(k)) is None or e.error or e.peak_memory_mb is None
@@ -188,21 +208,50 @@ def result_path(results: Results) -> str:
     return get_filename(results.params["machine"], results.commit_hash, results.env_name)
 
 
-def _write_if_new(results: Results, results_dir: str, force: bool) -> str:
+def _write_if_new(results: Results, results_dir: str, force: bool, failures: list[dict] | None = None) -> str:
     """Save unless an identical file is there; a different one is kept unless ``force``."""
     target = os.path.join(results_dir, result_path(results))
     with tempfile.TemporaryDirectory() as tmp:
         results.save(tmp)
-        fresh = os.path.join(tmp, result_path(results))
-        if os.path.exists(target):
-            if filecmp.cmp(fresh, target, shallow=False):
+        saved = os.path.join(tmp, result_path(results))
+        if failures:
+            # asv keeps no error text in a result file (stderr is not saved): this key holds it;
+            # asv reads past keys it does not know.
+            data = asv_util.load_json(saved)
+            data[LEGACY_ERRORS_KEY] = failures
+            asv_util.write_json(saved, data)
+        with open(saved, "rb") as fh:
+            fresh = fh.read()
+    if os.path.exists(target):
+        with open(target, "rb") as fh:
+            if fh.read() == fresh:
                 return "unchanged"
-            if not force:
-                return "kept: a different file is already there (use --force to replace it)"
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(fresh, "rb") as src, open(target, "wb") as dst:
-            dst.write(src.read())
+        if not force:
+            return "kept: a different file is already there (use --force to replace it)"
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    write_bytes_atomic(target, fresh)
     return "written"
+
+
+def earlier_placements(results_dir: str, machine: str, env_name: str, keep: str) -> list[str]:
+    """This tool's result files for the same legacy file (``env_name``) on other commits than ``keep``.
+
+    Only files that asv can read as a legacy migration of that very file count: the run's
+    ``python`` is "legacy" and its environment name matches.
+    """
+    folder = os.path.join(results_dir, machine)
+    found = []
+    suffix = os.path.basename(keep).split("-", 1)[1]  # asv hashes a long environment name
+    for path in sorted(glob.glob(os.path.join(folder, "*-" + glob.escape(suffix)))):
+        if os.path.abspath(path) == os.path.abspath(keep):
+            continue
+        try:
+            old = Results.load(path)
+        except Exception:  # not ours to judge or remove
+            continue
+        if old.env_name == env_name and old.params.get("python") == "legacy":
+            found.append(path)
+    return found
 
 
 def merge_benchmarks_json(results_dir: str, params_list: list[list[list[str]]], dry_run: bool) -> str:
@@ -210,7 +259,7 @@ def merge_benchmarks_json(results_dir: str, params_list: list[list[list[str]]], 
     path = Benchmarks.get_benchmark_file_path(results_dir)
     current = {}
     if os.path.exists(path):
-        current = asv_util.load_json(path, api_version=Benchmarks.api_version)
+        current = _read_json(path, "asv benchmarks.json", Benchmarks.api_version)
     union = [set() for _ in PARAM_NAMES]
     for name in (TIME_BENCHMARK, MEMORY_BENCHMARK):
         for i, values in enumerate(current.get(name, {}).get("params", [])[: len(PARAM_NAMES)]):
@@ -224,38 +273,71 @@ def merge_benchmarks_json(results_dir: str, params_list: list[list[list[str]]], 
     if wanted == before:
         return "unchanged"
     if not dry_run:
-        asv_util.write_json(path, wanted, Benchmarks.api_version)
+        write_json_atomic(path, wanted, Benchmarks.api_version)
     return "would update" if dry_run else "updated"
+
+
+def _read_json(path: str, what: str, api_version: int | None = None) -> dict:
+    """A JSON object from ``path`` as asv reads it; ToolError naming the file if it is anything else."""
+    try:
+        data = asv_util.load_json(path, api_version=api_version)
+    except asv_util.UserError as exc:
+        raise ToolError(f"{path} is not a readable {what} ({asv_reason(exc, path)}); not touching it") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise ToolError(f"{path} is not a readable {what} ({exc}); not touching it") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} is not a readable {what} (not a JSON object); not touching it")
+    return data
 
 
 def ensure_machine_json(results_dir: str, machine: str, machine_file: str | None, dry_run: bool) -> dict:
     """Machine params for the results; writes results/<machine>/machine.json only if it is missing."""
     path = os.path.join(results_dir, machine, "machine.json")
     if os.path.exists(path):
-        info = asv_util.load_json(path, api_version=Machine.api_version)
+        info = _read_json(path, "asv machine.json", Machine.api_version)
     else:
         info = {"machine": machine, **{k: "unknown" for k in UNKNOWN_MACHINE_FIELDS}}
         if machine_file and os.path.exists(machine_file):
-            known = asv_util.load_json(machine_file).get(machine)
+            known = _read_json(machine_file, "asv machine file").get(machine)
             if isinstance(known, dict):
-                info.update(known)
+                info.update({k: str(v) for k, v in known.items() if isinstance(k, str)})
+        info["machine"] = machine
         if not dry_run:
-            asv_util.write_json(path, info, Machine.api_version)
+            check_writable(path, make_parents=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_json_atomic(path, info, Machine.api_version)
     # Sorted: the params dict is saved in insertion order, and reruns must write identical bytes.
     return {k: info[k] for k in sorted(info) if k != "version"}
 
 
+def open_repo(path: str) -> git.Repo:
+    """The git repository at (or above) ``path``; ToolError if there is none."""
+    if not os.path.isdir(path):
+        raise ToolError(f"repository {path} does not exist")
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except git.InvalidGitRepositoryError:
+        raise ToolError(f"{path} is not inside a git repository") from None
+    try:
+        repo.head.commit
+    except ValueError:
+        raise ToolError(f"repository {path} has no commits: nothing to place results on") from None
+    return repo
+
+
 def migrate(args: argparse.Namespace) -> int:
-    repo = git.Repo(args.repo, search_parent_directories=True)
+    repo = open_repo(args.repo)
     try:
         repo.git.rev_parse("--verify", args.branch + "^{commit}")
         explicit = repo.commit(args.commit) if args.commit else None
     except (git.GitCommandError, ValueError, git.BadName) as exc:
-        raise SystemExit(f"error: unknown revision ({str(exc).strip().splitlines()[-1]})")
+        raise ToolError(f"unknown revision ({str(exc).strip().splitlines()[-1]})") from None
+    if os.path.exists(args.results_dir) and not os.path.isdir(args.results_dir):
+        raise ToolError(f"--results-dir {args.results_dir} is a file, not a directory")
 
     inputs = find_inputs(args.paths)
     if not inputs:
-        raise SystemExit("error: no legacy .json files found in the given paths")
+        raise ToolError("no legacy .json files found in the given paths")
     machine_params = ensure_machine_json(args.results_dir, args.machine, os.path.expanduser(args.machine_file),
                                          args.dry_run)
     prefix = "[dry run] " if args.dry_run else ""
@@ -277,7 +359,8 @@ def migrate(args: argparse.Namespace) -> int:
         results, notes = build_results(entries, commit, machine_params, env_name_for(path), started)
         n_failed = sum(e.error is not None for e in entries)
         target = os.path.join(args.results_dir, result_path(results))
-        status = "planned" if args.dry_run else _write_if_new(results, args.results_dir, args.force)
+        status = "planned" if args.dry_run else _write_if_new(results, args.results_dir, args.force,
+                                                                      failures(entries))
         if not status.startswith("kept"):
             all_params.append(_params_of(entries))
         else:
@@ -285,6 +368,14 @@ def migrate(args: argparse.Namespace) -> int:
         subject = commit.summary[:60]
         print(f"{prefix}PLACED {path} on {commit.hexsha[:7]} ({subject}) by {placement.how}: "
               f"{len(entries)} entries, {n_failed} failed -> {target} [{status}]")
+        if not status.startswith("kept"):
+            # The file now lives on this commit: a copy on another commit would make one run two points.
+            for old in earlier_placements(args.results_dir, args.machine, results.env_name, target):
+                if not args.dry_run:
+                    os.unlink(old)
+                print(f"    {'would move' if args.dry_run else 'moved'} from {old}")
+        for line in failure_text(entries).splitlines():
+            print(f"    failed: {line}")
         for note in notes:
             print(f"    note: {note}")
     if all_params:
@@ -299,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--branch", default="HEAD", help="branch whose history times map onto (default: HEAD)")
     parser.add_argument("--commit", help="commit for files that cannot be placed otherwise")
     parser.add_argument("--results-dir", default="results", help="asv results directory (default: results)")
-    parser.add_argument("--machine", default="legacy", help="machine name to file results under (default: legacy)")
+    parser.add_argument("--machine", type=cli.machine_name, default="legacy", help="machine name to file results under (default: legacy)")
     parser.add_argument("--machine-file", default="~/.asv-machine.json",
                         help="asv machine file to take the machine's facts from, if it names it")
     parser.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
@@ -308,4 +399,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

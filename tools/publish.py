@@ -24,6 +24,9 @@ import sys
 from pathlib import Path
 
 from site_assets.localize import localize
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.series import machine_dirs
 from tools.lib.site_regressions import drop_backwards_regressions
 
 
@@ -31,14 +34,14 @@ def merge_saved_definitions(results_dir: Path) -> list[str]:
     """Merge results/benchmarks-*.saved into benchmarks.json; return the names added or widened."""
     target = results_dir / "benchmarks.json"
     if not target.is_file():
-        raise SystemExit(f"error: {target} not found: run `asv run` first")
+        raise ToolError(f"{target} not found: run `asv run` first")
     merged = json.loads(target.read_text())
     changed = []
     for saved in sorted(results_dir.glob("benchmarks-*.saved")):
         try:
             definitions = json.loads(saved.read_text())
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"error: {saved} is not valid JSON ({exc})") from None
+            raise ToolError(f"{saved} is not valid JSON ({exc})") from None
         for name, definition in definitions.items():
             if name not in merged:
                 merged[name] = definition
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-badges", action="store_true")
     args = parser.parse_args(argv)
 
+    machine_dirs(str(args.results))  # an unreadable machine.json: stop here, before the site is touched
     added = merge_saved_definitions(args.results)
     print(f"benchmarks.json: {len(added)} definition(s) added or widened from other machines' runs")
     subprocess.run([sys.executable, "-m", "asv", "publish", "--config", args.config], check=True)
@@ -109,4 +113,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

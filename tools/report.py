@@ -14,8 +14,11 @@ import sys
 
 from asv import util as asv_util
 
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.files import check_writable, write_text_atomic
 from tools.lib.regressions import Regression, find_regressions
-from tools.lib.series import Series, series_from_results, series_from_site
+from tools.lib.series import Series, cannot_judge, series_from_results, series_from_site
 
 
 def _commit_count(all_series: list[Series]) -> int:
@@ -45,6 +48,20 @@ def to_json(found: list[Regression], all_series: list[Series], detector: str, th
     }, indent=2)
 
 
+def _with_unjudged(text: str, all_series: list[Series], fmt: str) -> str:
+    """The report plus the series no detector could judge (a zero or infinite value), each named."""
+    unjudged = [(s, why) for s in all_series if (why := cannot_judge(s)) is not None]
+    if fmt == "json":
+        data = json.loads(text)
+        data["cannot_judge"] = [{"machine": s.machine, "benchmark": s.benchmark, "params": s.params,
+                                 "reason": why} for s, why in unjudged]
+        return json.dumps(data, indent=2)
+    if not unjudged:
+        return text
+    lines = [f"- `{s.benchmark}` ({s.label or '-'}) on {s.machine}: {why}" for s, why in unjudged]
+    return text.rstrip("\n") + f"\n\nCannot judge {len(unjudged)} series:\n\n" + "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.report", description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
@@ -55,28 +72,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="write here instead of stdout")
     parser.add_argument("--detector", choices=("samples", "asv"), default="samples",
                         help="samples: sample-aware test (tools.lib.detect); asv: asv's step_detect (default: samples)")
-    parser.add_argument("--threshold", type=float, default=1.10, help="smallest after/before ratio reported")
-    parser.add_argument("--alpha", type=float, default=0.01, help="significance level of the samples detector")
+    parser.add_argument("--threshold", type=cli.ratio_above_one, default=1.10,
+                        help="smallest after/before ratio reported (a finite ratio above 1)")
+    parser.add_argument("--alpha", type=cli.probability, default=0.01,
+                        help="significance level of the samples detector, in (0, 1)")
     parser.add_argument("--benchmark", help="only benchmarks whose name contains this text")
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any regression is found")
     args = parser.parse_args(argv)
-    if args.threshold <= 1.0:
-        parser.error(f"--threshold must be a ratio above 1 (e.g. 1.1), got {args.threshold}")
+    if args.output:
+        check_writable(args.output)  # before the work, not after it
 
     all_series = series_from_site(args.html) if args.html else series_from_results(args.results, args.repo)
     if args.benchmark:
-        all_series = [s for s in all_series if args.benchmark in s.benchmark]
+        named = [s for s in all_series if args.benchmark in s.benchmark]
+        if all_series and not named:
+            raise ToolError(f"no benchmark name contains {args.benchmark!r} (e.g. {all_series[0].benchmark})")
+        all_series = named
     detector = "asv" if args.html and args.detector == "samples" else args.detector  # a site keeps no samples
     found, used = find_regressions(all_series, detector, args.threshold, args.alpha)
     render = to_json if args.format == "json" else to_markdown
     text = render(found, all_series, used, args.threshold)
+    text = _with_unjudged(text, all_series, args.format)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 1 if found and args.fail_on_regression else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

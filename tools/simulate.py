@@ -15,13 +15,16 @@ Printed per noise model and step: "found" = a slowdown reported exactly at the p
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from tools import cli
 from tools.lib.detect import Step, asv_steps, detect_steps
+from tools.lib.errors import ToolError
 
 # A noise model draws a (commits, samples) array of multiplicative noise around 1.
 NoiseModel = Callable[[np.random.Generator, int, int], np.ndarray]
@@ -115,7 +118,7 @@ def run_table(trials: int, seed: int, commits: int, samples: int, step_at: int, 
               asv_value: str) -> list[tuple[str, float, Tally, Tally]]:
     """Both detectors on the same seeded histories; one row per noise model x step size."""
     if not 0 < step_at < commits:
-        raise SystemExit(f"--step-at must be between 1 and --commits - 1 ({commits - 1}), got {step_at}")
+        raise ToolError(f"--step-at must be between 1 and --commits - 1 ({commits - 1}), got {step_at}")
     rng = np.random.default_rng(seed)
     names = [f"c{i:03d}" for i in range(commits)]
     summarise = {"median": np.median, "mean": np.mean, "first": lambda t, axis: t[:, 0], "publish": np.median}[asv_value]
@@ -170,31 +173,36 @@ def measure_speed(benchmarks: int, commits: int, samples: int, seed: int) -> str
             f"{planted} with a planted 1.3x step")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=200, help="histories per noise model and step")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.simulate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=cli.positive_int, default=200, help="histories per noise model and step")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--commits", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=10, help="samples per commit")
+    parser.add_argument("--commits", type=cli.positive_int, default=20)
+    parser.add_argument("--samples", type=cli.positive_int, default=10, help="samples per commit")
     parser.add_argument("--step-at", type=int, default=12, help="0-based index of the first slow commit")
-    parser.add_argument("--alpha", type=float, default=0.01, help="detect_steps' family-wise level")
+    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="detect_steps' family-wise level")
     parser.add_argument("--asv-value", choices=tuple(ASV_VALUES), default="median",
                         help="per-commit value given to asv's detector (first: one sample per commit; "
                              "publish: the median weighted by 2 / CI width, as asv publish does)")
     parser.add_argument("--speed", action="store_true", help="time detect_steps instead of the table")
-    parser.add_argument("--speed-benchmarks", type=int, default=1000)
-    parser.add_argument("--speed-commits", type=int, default=500)
+    parser.add_argument("--speed-benchmarks", type=cli.positive_int, default=1000)
+    parser.add_argument("--speed-commits", type=cli.positive_int, default=500)
     args = parser.parse_args(argv)
-    if args.trials < 1 or args.samples < 1 or args.commits < 2:
-        raise SystemExit("--trials and --samples must be >= 1 and --commits >= 2")
+    if args.commits < 2:
+        parser.error(f"argument --commits: must be at least 2, got {args.commits}")
+    if not 0 < args.step_at < args.commits:
+        parser.error(f"argument --step-at: must be between 1 and --commits - 1 ({args.commits - 1}), "
+                     f"got {args.step_at}")
     if args.speed:
         print(measure_speed(args.speed_benchmarks, args.speed_commits, args.samples, args.seed))
-        return
+        return 0
     rows = run_table(args.trials, args.seed, args.commits, args.samples, args.step_at, args.alpha, args.asv_value)
     print(f"{args.trials} trials, {args.commits} commits x {args.samples} samples, step at commit {args.step_at}, "
           f"alpha {args.alpha}, seed {args.seed}; asv gets {ASV_VALUES[args.asv_value]}")
     print(format_table(rows, args.trials))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -1,9 +1,9 @@
 """Markdown tables of one machine's asv results: ms, speed-up vs dense, TFLOP/s, peak MiB.
 
 Reads asv's own result files (``results/<machine>/<commit>-*.json``) through asv's API: the
-targets of issue 7 as measured (speed-ups against flash SDPA, from ``bench_sdpa``), one table per
-(seq_len, causal) for the forward pass and one for forward+backward, at one commit (default: the
-newest with results), plus the history of the 4K and 32K forward across every commit.
+performance targets of ``TARGETS`` as measured (speed-ups against flash SDPA, from ``bench_sdpa``),
+one table per (seq_len, causal) for the forward pass and one for forward+backward, at one commit
+(default: the newest with results), plus the history of the 4K and 32K forward across every commit.
 
 Usage: ``python -m tools.summary --machine h100-80gb-hbm3x1 [--commit SHA] [--output FILE]``
 """
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Callable
 
 from asv.results import Results
+
+from tools import cli
+from tools.lib.errors import ToolError
+from tools.lib.files import check_writable, write_text_atomic
+from tools.lib.series import iter_results_checked, machine_facts
 
 FORWARD = "bench_time.TimeForward.time_forward"
 BACKWARD = "bench_time.TimeForwardBackward.time_forward_backward"
@@ -27,28 +31,33 @@ LARGEST = "bench_capacity.LargestFit.track_largest_seq_len"
 PEAK_AT_LARGEST = "bench_capacity.LargestFit.track_peak_vs_qkvo_at_largest"
 SDPA = "bench_sdpa.SdpaBackends.time_forward"
 SDPA_BACKWARD = "bench_sdpa.SdpaBackendsForwardBackward.time_forward_backward"
-HEADLINE = "32768"  # the shape issue 7 quotes: bf16, batch 1, 12 heads, head_dim 64
+HEADLINE = "32768"  # the targets' shape in the full profile: bf16, batch 1, 12 heads, head_dim 64
 HISTORY = ("DenseAttention", "ImprovedDilatedAttention", "BlockSparseAttention")
 
 
 def load_machine(results_dir: Path, machine: str) -> tuple[dict, list[Results]]:
-    """(machine.json facts, results oldest first)."""
+    """(machine.json facts, results oldest first); a result file that cannot be read is skipped with
+    a warning naming it, an unreadable machine.json is a ToolError."""
+    if not results_dir.is_dir():
+        raise ToolError(f"results directory {results_dir} does not exist")
     folder = results_dir / machine
     if not (folder / "machine.json").is_file():
-        raise SystemExit(f"error: no results for machine {machine!r} under {results_dir}")
-    facts = json.loads((folder / "machine.json").read_text())
-    runs = [Results.load(str(p)) for p in sorted(folder.glob("*.json")) if p.name != "machine.json"]
+        known = sorted(p.parent.name for p in results_dir.glob("*/machine.json"))
+        raise ToolError(f"no results for machine {machine!r} under {results_dir} (machines there: "
+                        f"{', '.join(known) or 'none'})")
+    facts = machine_facts(str(folder))
+    runs = list(iter_results_checked(str(results_dir), machine))
     return facts, sorted(runs, key=lambda r: r.date or 0)
 
 
 def values(run: Results, key: str) -> dict[tuple, float]:
-    """{param tuple (as asv's repr strings): value} for one benchmark in one run; NaN/None dropped."""
+    """{param tuple (as asv's repr strings): value} for one benchmark in one run; NaN/None/inf dropped."""
     if key not in run.get_all_result_keys():
         return {}
     params = run.get_result_params(key)
     out = {}
     for combo, value in zip(itertools.product(*params), run.get_result_value(key, params)):
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+        if isinstance(value, (int, float)) and math.isfinite(value):  # None/NaN: not run; inf: no value
             out[combo] = value
     return out
 
@@ -141,7 +150,7 @@ TARGETS: list[tuple[str, Callable[[Results], Measured | None]]] = [
 
 
 def targets_table(runs: list[Results]) -> list[str]:
-    """Issue 7's targets (headline shape, not causal; speed-ups against flash SDPA), each from the
+    """The performance targets (headline shape, not causal; speed-ups against flash SDPA), each from the
     newest commit whose results measure it."""
     rows = ["| target | measured | reached | commit |", "|---|---|---|---|"]
     for label, measure in TARGETS:
@@ -194,16 +203,16 @@ def history_table(runs: list[Results], seq_len: str) -> list[str]:
 def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
     facts, runs = load_machine(results_dir, machine)
     if not runs:
-        raise SystemExit(f"error: machine {machine!r} has no result files")
+        raise ToolError(f"machine {machine!r} has no readable result files")
     # Default: the newest commit with forward times (a commit may have been run for one family).
     chosen = [r for r in runs if r.commit_hash.startswith(commit)] if commit else \
         [r for r in runs if values(r, FORWARD)] or runs
     if not chosen:
-        raise SystemExit(f"error: no results for commit {commit!r} on {machine!r}")
+        raise ToolError(f"no results for commit {commit!r} on {machine!r}")
     run = chosen[-1]
     gpu = facts.get("gpu") or facts.get("cpu", "?")
     lines = [f"# {machine}: {gpu}, torch {facts.get('torch', '?')}", "",
-             "## issue 7 targets (not causal)", "", *targets_table(runs), "",
+             "## performance targets (not causal)", "", *targets_table(runs), "",
              f"## tables at commit {run.commit_hash[:8]}", ""]
     for key, label in ((FORWARD, "forward"), (BACKWARD, "forward+backward")):
         combos = sorted({(c[1], c[-1]) for c in values(run, key)}, key=lambda sc: (int(sc[0]), sc[1]))
@@ -218,19 +227,21 @@ def summary(results_dir: Path, machine: str, commit: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.summary", description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--machine", required=True)
-    parser.add_argument("--commit", help="commit (prefix) to tabulate; default: the newest")
+    parser.add_argument("--machine", type=cli.machine_name, required=True)
+    parser.add_argument("--commit", type=cli.non_empty, help="commit (prefix) to tabulate; default: the newest")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    if args.output:
+        check_writable(str(args.output))
     text = summary(args.results, args.machine, args.commit)
     if args.output:
-        args.output.write_text(text)
+        write_text_atomic(str(args.output), text)
     else:
         sys.stdout.write(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

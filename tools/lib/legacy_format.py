@@ -1,11 +1,16 @@
-"""Reading the legacy result files (shared/README.md section 2) into flat, validated entries.
+"""Reading the legacy result files (format: docs/semantics.md) into flat, validated entries.
 
 A legacy file holds either ``{implementation: [entry, ...], ...}`` or one implementation's list at
-the top level. Times are in ms, memory in MiB; ``error`` marks a failed measurement.
+the top level. An entry has ``implementation`` (or takes its key's), ``seq_len``, optional
+``batch_size``/``num_heads``/``head_dim``/``dtype``/``causal``/``device``, ``samples`` and
+``mean_time_ms`` (ms), ``peak_memory_mb`` (MiB) and ``error``: a message (or ``true``) marks a failed
+measurement; ``null``, ``false`` or ``""`` mean none. Times must be finite and > 0, memory finite
+and >= 0: anything else is refused with the entry named, never migrated as a number.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -58,12 +63,28 @@ def _shape_label(raw: dict) -> str:
     return " ".join(parts)
 
 
-def _number(value, what: str) -> float | None:
+def _number(value, what: str, allow_zero: bool = False) -> float | None:
+    """A finite number > 0 (>= 0 with ``allow_zero``), or None for a missing value."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} is {value!r}, not a number")
-    return float(value)
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"{what} is {value!r}, not {expected}")
+    return value
+
+
+def _error_text(error, where: str) -> str | None:
+    """The failure message of an entry: None when it did not fail."""
+    if error is None or error is False or error == "":
+        return None
+    if error is True:
+        return "failed (the legacy file gives no error text)"
+    if isinstance(error, (int, float)) and not isinstance(error, bool):
+        raise ValueError(f"{where} has error {error!r}: expected a message, true, false or null")
+    return str(error)
 
 
 def _entry(raw, default_impl: str | None, where: str) -> LegacyEntry:
@@ -78,15 +99,16 @@ def _entry(raw, default_impl: str | None, where: str) -> LegacyEntry:
     samples = raw.get("samples") or []
     if not isinstance(samples, list):
         raise ValueError(f"{where} has samples that are not a list")
-    error = raw.get("error")
+    error = _error_text(raw.get("error"), where)
+    label = f"{where} ({impl} seq_len={seq_len})"
     return LegacyEntry(
         implementation=impl,
         seq_len=seq_len,
         shape=_shape_label(raw),
-        samples_ms=tuple(_number(s, f"{where} sample") for s in samples),
-        mean_time_ms=_number(raw.get("mean_time_ms"), f"{where} mean_time_ms"),
-        peak_memory_mb=_number(raw.get("peak_memory_mb"), f"{where} peak_memory_mb"),
-        error=None if error in (None, "") else str(error),
+        samples_ms=tuple(_number(s, f"{label} sample {i}") for i, s in enumerate(samples)),
+        mean_time_ms=_number(raw.get("mean_time_ms"), f"{label} mean_time_ms"),
+        peak_memory_mb=_number(raw.get("peak_memory_mb"), f"{label} peak_memory_mb", allow_zero=True),
+        error=error,
         extra={k: raw[k] for k in ("dtype", "causal", "device") if k in raw},
     )
 

@@ -9,13 +9,15 @@ own site cannot tell and lists their rises); their ratio is before/after.
 """
 from __future__ import annotations
 
+import math
 import statistics
-import sys
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 from asv import step_detect
 
-from tools.lib.series import Point, Series
+from tools.lib.errors import ToolError, ToolWarning
+from tools.lib.series import Point, Series, split_judgeable
 
 
 @dataclass
@@ -103,20 +105,29 @@ def samples_regressions(series: Series, threshold: float, alpha: float, detect_s
 
 
 def load_samples_detector():
-    """Engineer D's detector, or None (with a note on stderr) when tools.lib.detect is not there."""
+    """The sample-aware detector (tools.lib.detect), or None (with a note on stderr) when tools.lib.detect is not there."""
     try:
         from tools.lib.detect import detect_steps
     except ImportError as exc:
-        print(f"note: sample-aware detector unavailable ({exc}); using asv's step detection", file=sys.stderr)
+        warnings.warn(f"sample-aware detector unavailable ({exc}); using asv's step detection", ToolWarning)
         return None
     return detect_steps
 
 
 def find_regressions(all_series: list[Series], detector: str, threshold: float,
                      alpha: float = 0.01) -> tuple[list[Regression], str]:
-    """Regressions in every series, and the detector actually used ("samples" may fall back to "asv")."""
-    if threshold <= 1.0:
-        raise ValueError(f"threshold must be a ratio above 1 (e.g. 1.1), got {threshold}")
+    """Regressions in every series, and the detector actually used ("samples" may fall back to "asv").
+
+    A series with a zero, negative or infinite value cannot be judged: it is left out with a
+    ``ToolWarning`` naming it (``tools.lib.series.split_judgeable``), the others are searched.
+    """
+    if not (math.isfinite(threshold) and threshold > 1.0):
+        raise ToolError(f"threshold must be a finite ratio above 1 (e.g. 1.1), got {threshold}")
+    if not (math.isfinite(alpha) and 0.0 < alpha < 1.0):
+        raise ToolError(f"alpha must be a probability between 0 and 1 (e.g. 0.01), got {alpha}")
+    if detector not in ("samples", "asv"):
+        raise ToolError(f"detector must be 'samples' or 'asv', got {detector!r}")
+    all_series, _ = split_judgeable(all_series)
     detect_steps = load_samples_detector() if detector == "samples" else None
     used = "samples" if detect_steps is not None else "asv"
     found = []

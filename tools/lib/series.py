@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import statistics
-import sys
+import warnings
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from asv import _stats
 from asv import util as asv_util
 from asv.benchmarks import Benchmarks
 from asv.graph import Graph
-from asv.results import iter_results
+from asv.machine import Machine
+from asv.results import Results
+
+from tools.lib.errors import ToolError, ToolWarning
 
 
 @dataclass
@@ -43,12 +48,87 @@ class Series:
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
 
 
+def asv_reason(exc: BaseException, path: str) -> str:
+    """asv's message about ``path`` without the path itself (the caller names the file)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"\s*in file '[^']*'", "", text).replace(os.path.abspath(path), "the file")
+    return text.strip(" :") or type(exc).__name__
+
+
+def _load_json(path: str, what: str, api_version: int | None = None):
+    """asv's JSON loader with a ToolError naming the file when it is not what asv wrote."""
+    try:
+        return asv_util.load_json(path, api_version=api_version)
+    except asv_util.UserError as exc:
+        raise ToolError(f"{path} is not a readable {what} ({asv_reason(exc, path)})") from None
+    except UnicodeDecodeError as exc:
+        raise ToolError(f"{path} is not a readable {what} (not UTF-8 text: {exc.reason})") from None
+
+
 def load_benchmarks(results_dir: str) -> dict[str, dict]:
+    """benchmarks.json of a results directory: {benchmark name: asv's definition}."""
+    if not os.path.isdir(results_dir):
+        raise ToolError(f"results directory {results_dir} does not exist")
     path = Benchmarks.get_benchmark_file_path(results_dir)
     if not os.path.isfile(path):
-        raise SystemExit(f"error: {path} not found (run `asv run` or tools.migrate first)")
-    data = asv_util.load_json(path, api_version=Benchmarks.api_version)
-    return {k: v for k, v in data.items() if k != "version"}
+        raise ToolError(f"{path} not found (run `asv run` or tools.migrate first)")
+    data = _load_json(path, "asv benchmarks.json", Benchmarks.api_version)
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} does not hold a JSON object of benchmark definitions")
+    return {k: v for k, v in data.items() if k != "version" and isinstance(v, dict)}
+
+
+def machine_facts(machine_dir: str) -> dict:
+    """``<machine_dir>/machine.json`` as a dict; ToolError naming the file if it is missing or unreadable.
+
+    Every result of the machine is filed under it: a machine whose file cannot be read would
+    silently drop out of a report or a site, so that is an error, never a skip.
+    """
+    path = os.path.join(machine_dir, "machine.json")
+    if not os.path.isfile(path):
+        raise ToolError(f"{path} not found: {machine_dir} is not an asv machine directory")
+    data = _load_json(path, "asv machine.json", Machine.api_version)
+    if not isinstance(data, dict) or not isinstance(data.get("machine"), str):
+        raise ToolError(f"{path} is not a readable asv machine.json (no \"machine\" name in it)")
+    return data
+
+
+def machine_dirs(results_dir: str) -> list[str]:
+    """The machine directories under ``results_dir`` (those holding a machine.json or result files),
+    each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one."""
+    if not os.path.isdir(results_dir):
+        raise ToolError(f"results directory {results_dir} does not exist")
+    found = []
+    for entry in sorted(os.listdir(results_dir)):
+        folder = os.path.join(results_dir, entry)
+        if not os.path.isdir(folder):
+            continue
+        files = [f for f in os.listdir(folder) if f.endswith(".json")]
+        if files:
+            machine_facts(folder)
+            found.append(folder)
+    return found
+
+
+def iter_results_checked(results_dir: str, machine: str | None = None) -> Iterator[Results]:
+    """Every result file under ``results_dir`` (of ``machine`` only, if given), as asv loads them.
+
+    A machine directory whose machine.json is unreadable is a ToolError (asv would skip the whole
+    machine without a word); a result file that cannot be read (truncated, not asv's format) is
+    skipped with a ``ToolWarning`` naming it, the others still count.
+    """
+    for folder in machine_dirs(results_dir):
+        if machine is not None and os.path.basename(folder) != machine:
+            continue
+        files = sorted(f for f in os.listdir(folder) if f.endswith(".json") and f != "machine.json")
+        name = machine_facts(folder)["machine"]
+        for filename in files:
+            path = os.path.join(folder, filename)
+            try:
+                yield Results.load(path, machine_name=name)
+            except (asv_util.UserError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                warnings.warn(f"skipped {path}: not a readable asv result file ({asv_reason(exc, path)})",
+                              ToolWarning, stacklevel=2)
 
 
 def _param_dicts(bench: dict) -> list[dict[str, str]]:
@@ -70,8 +150,16 @@ def git_commit_order(repo_path: str) -> dict[str, int]:
     """asv's linear commit order: position in ``git rev-list --all --date-order --reverse``."""
     import git
 
-    shas = git.Repo(repo_path, search_parent_directories=True).git.rev_list(
-        "--all", "--date-order", "--reverse").split()
+    if not os.path.isdir(repo_path):
+        raise ToolError(f"repository {repo_path} does not exist")
+    try:
+        shas = git.Repo(repo_path, search_parent_directories=True).git.rev_list(
+            "--all", "--date-order", "--reverse").split()
+    except git.InvalidGitRepositoryError:
+        raise ToolError(f"{repo_path} is not a git repository") from None
+    except git.GitCommandError as exc:
+        detail = (exc.stderr or "").strip().splitlines()
+        raise ToolError(f"git rev-list failed in {repo_path}" + (f" ({detail[-1]})" if detail else "")) from None
     return {sha: i for i, sha in enumerate(shas)}
 
 
@@ -92,8 +180,8 @@ def _order(series: dict, order: dict[str, int] | None) -> list[Series]:
         if any(p.value is not None for p in points):  # a parameter combination never measured
             out.append(s)
     if unknown:
-        print(f"note: results for {len(unknown)} commit(s) not in the repository were left out "
-              f"(e.g. {sorted(unknown)[0][:8]})", file=sys.stderr)
+        warnings.warn(f"results for {len(unknown)} commit(s) not in the repository were left out "
+                      f"(e.g. {sorted(unknown)[0][:8]})", ToolWarning, stacklevel=3)
     return sorted(out, key=lambda s: (s.machine, s.benchmark, s.label))
 
 
@@ -101,7 +189,7 @@ def series_from_results(results_dir: str, repo_path: str | None = None) -> list[
     """Every (machine, benchmark, params) series found in an asv results directory."""
     benchmarks = load_benchmarks(results_dir)
     series: dict[tuple, Series] = {}
-    for result in iter_results(results_dir):
+    for result in iter_results_checked(results_dir):
         machine = result.params.get("machine", "?")
         for key in result.get_result_keys(benchmarks):
             bench = benchmarks[key]
@@ -120,17 +208,21 @@ def series_from_site(html_dir: str) -> list[Series]:
     """Series from a published asv site (values only: a site keeps no raw samples)."""
     index_path = os.path.join(html_dir, "index.json")
     if not os.path.isfile(index_path):
-        raise SystemExit(f"error: {index_path} not found: not a published asv site")
-    index = asv_util.load_json(index_path)
-    rev_to_hash = {int(r): h for r, h in index["revision_to_hash"].items()}
-    rev_to_date = {int(r): d for r, d in index.get("revision_to_date", {}).items()}
+        raise ToolError(f"{index_path} not found: not a published asv site")
+    index = _load_json(index_path, "asv site index.json")
+    try:
+        rev_to_hash = {int(r): h for r, h in index["revision_to_hash"].items()}
+        rev_to_date = {int(r): d for r, d in index.get("revision_to_date", {}).items()}
+        graph_param_list, benchmarks = list(index["graph_param_list"]), dict(index["benchmarks"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ToolError(f"{index_path} is not an asv site index ({type(exc).__name__}: {exc})") from None
     out = []
-    for graph_params in index["graph_param_list"]:
-        for name, bench in index["benchmarks"].items():
+    for graph_params in graph_param_list:
+        for name, bench in benchmarks.items():
             path = os.path.join(html_dir, Graph.get_file_path(graph_params, name) + ".json")
             if not os.path.isfile(path):
                 continue
-            data = asv_util.load_json(path)
+            data = _load_json(path, "asv graph file")
             combos = _param_dicts(bench)
             for j, params in enumerate(combos):
                 s = Series(str(graph_params.get("machine", "?")), name, params, bench.get("unit", ""))
@@ -140,3 +232,36 @@ def series_from_site(html_dir: str) -> list[Series]:
                 if any(p.value is not None for p in s.points):
                     out.append(s)
     return sorted(out, key=lambda s: (s.machine, s.benchmark, s.label))
+
+
+def _bad_number(x) -> bool:
+    """A measurement no ratio can be taken of: zero, negative or infinite (None/NaN mean "not run")."""
+    return x is not None and x == x and not (0.0 < x < float("inf"))
+
+
+def cannot_judge(series: Series) -> str | None:
+    """Why steps in ``series`` cannot be judged (its values are ratios' denominators), or None if they can.
+
+    A value or sample of 0, a negative one or an infinite one makes every ratio around it
+    meaningless (``track_rss_growth`` is 0.0 when nothing grew); missing values (None, NaN: a
+    benchmark not run or skipped at that commit) are simply left out, as asv does.
+    """
+    for point in series.points:
+        bad = [x for x in [point.value, *point.samples] if _bad_number(x)]
+        if bad:
+            return f"value {bad[0]!r} at commit {point.commit[:8]}; steps are ratios and need finite values > 0"
+    return None
+
+
+def split_judgeable(all_series: list[Series]) -> tuple[list[Series], list[tuple[Series, str]]]:
+    """(series a detector can judge, [(series, why not)]); a ``ToolWarning`` names each one left out."""
+    ok, left_out = [], []
+    for s in all_series:
+        reason = cannot_judge(s)
+        if reason is None:
+            ok.append(s)
+        else:
+            left_out.append((s, reason))
+            warnings.warn(f"cannot judge {s.machine} {s.benchmark}({s.label}): {reason}", ToolWarning,
+                          stacklevel=2)
+    return ok, left_out

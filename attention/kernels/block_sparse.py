@@ -9,10 +9,17 @@ tile once, walks the key blocks its row may attend (a CSR list built once per pa
 BLOCK_N keys at a time with a base-2 online softmax in float32, and writes its output tile.
 Causal patterns: blocks left of the diagonal need no mask; only the diagonal block is masked.
 
-Forward only (inference): callers keep another backend for gradients. Public entry points:
-``block_sparse_triton_available(q, pattern)`` and ``block_sparse_attention_triton(q, k, v,
-pattern, scale=None, config=None)``. Under ``TRITON_INTERPRET=1`` (set before this module is
-imported) the kernel also runs on CPU tensors, slowly, which is what the tests use.
+Forward only (inference): callers keep another backend for gradients. Public face:
+
+- ``available(device=, dtype=, head_dim=, pattern=)``: whether the kernel can run such inputs;
+- ``plan(q, k, v, pattern, scale, config)``: checks the inputs once and returns a
+  ``BlockSparsePlan``, ``plan(q, k, v) -> out`` for every later input with their signature;
+- ``forward(q, k, v, pattern, scale, config)``: the same for callers that keep no plans;
+- ``kernel_pattern(pattern, device)``: the CSR tables the kernel walks; ``FWD_CONFIGS`` the
+  default tiles per head_dim.
+
+Under ``TRITON_INTERPRET=1`` (set before this module is imported) the kernel also runs on CPU
+tensors, slowly, which is what the tests use.
 """
 from __future__ import annotations
 
@@ -22,11 +29,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ._cache import SignatureCache
-from ._triton_launch import CachedLauncher
-from ._validate import check_qkv, check_scale, qkv_signature
-from .triton_dilated import (_HALF_DTYPES, _HEAD_DIMS, _LOG2E, KernelConfig, _interpreting, _jit,
-                             _softmax_scale, tl, triton)
+from .._validate import check_qkv, check_scale
+from ._shared import (HALF_DTYPES, HEAD_DIMS, LOG2E, BoundLaunch, CachedLauncher, KernelConfig,
+                      cached_plan, interpreting, jit, needs_grad, online_softmax, signature,
+                      softmax_scale, tl, triton, unit_last_stride)
+
+__all__ = ["available", "plan", "forward", "kernel_pattern", "BlockSparsePlan", "KernelPattern",
+           "KernelConfig", "FWD_CONFIGS"]
 
 # Guesses for an H100 (bf16, block_size 128), to be swept on the GPU: the FlashAttention-2
 # Triton tutorial's forward tiles. Tiles larger than the pattern's block are cut to fit it.
@@ -42,7 +51,7 @@ _INTERPRET_CONFIG = KernelConfig(32, 32, 1, 1)  # tiny tiles keep the CPU interp
 # with exp2, which is what the hardware computes natively.
 # ----------------------------------------------------------------------------------------------
 
-@_jit
+@jit
 def _attend_tile(acc, l_i, m_i, q, k_tile, v_tile, stride_kn, stride_vn, q_pos, k_first,
                  offs_n, offs_d, scale_log2, CAUSAL_MASK: tl.constexpr):
     """Fold the BLOCK_N keys from ``k_tile``/``v_tile`` (first key at position ``k_first``)
@@ -51,16 +60,13 @@ def _attend_tile(acc, l_i, m_i, q, k_tile, v_tile, stride_kn, stride_vn, q_pos, 
     s = tl.dot(q, tl.trans(k)) * scale_log2
     if CAUSAL_MASK:
         s = tl.where(q_pos[:, None] >= (k_first + offs_n)[None, :], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    p = tl.math.exp2(s - m_new[:, None])
-    alpha = tl.math.exp2(m_i - m_new)
-    l_i = l_i * alpha + tl.sum(p, 1)
+    p, acc, l_i, m_new = online_softmax(acc, l_i, m_i, s)
     v = tl.load(v_tile + offs_n[:, None] * stride_vn + offs_d[None, :])
-    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+    acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, l_i, m_new
 
 
-@_jit
+@jit
 def _block_sparse_fwd_kernel(Q, K, V, O, KV_OFFSETS, KV_INDEX, ROW_ORDER,
                              stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
                              stride_vb, stride_vn, stride_vh,
@@ -177,8 +183,8 @@ def _is_pow2(x: int) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _default_config(head_dim: int, block_size: int, interpreting: bool) -> KernelConfig:
-    cfg = _INTERPRET_CONFIG if interpreting else FWD_CONFIGS[head_dim]
+def _default_config(head_dim: int, block_size: int, interpret: bool) -> KernelConfig:
+    cfg = _INTERPRET_CONFIG if interpret else FWD_CONFIGS[head_dim]
     # gcd with a power of two: the largest power of two that divides block_size (>= 16).
     return KernelConfig(math.gcd(cfg.block_m, block_size), math.gcd(cfg.block_n, block_size),
                         cfg.num_warps, cfg.num_stages)
@@ -187,7 +193,7 @@ def _default_config(head_dim: int, block_size: int, interpreting: bool) -> Kerne
 def _tile_config(head_dim: int, block_size: int, config: KernelConfig | None) -> KernelConfig:
     """``config`` checked against the pattern, or the table's default cut down to fit the block."""
     if config is None:
-        return _default_config(head_dim, block_size, _interpreting())  # cached: no per-call building
+        return _default_config(head_dim, block_size, interpreting())
     for name, tile in (("block_m", config.block_m), ("block_n", config.block_n)):
         if not _is_pow2(tile) or tile < 16 or block_size % tile:
             raise ValueError(f"config {name} {tile} must be a power of two >= 16 dividing "
@@ -195,35 +201,37 @@ def _tile_config(head_dim: int, block_size: int, config: KernelConfig | None) ->
     return config
 
 
-def block_sparse_triton_available(q: torch.Tensor, pattern) -> bool:
-    """True when the Triton kernel can run ``q`` under ``pattern``.
+def available(*, device: torch.device | str, dtype: torch.dtype, head_dim: int, pattern) -> bool:
+    """True when the Triton kernel can run inputs on ``device`` of ``dtype`` and ``head_dim``
+    under ``pattern``.
 
-    Needs triton, a CUDA tensor in float16/bfloat16 (or ``TRITON_INTERPRET=1``, where CPU
+    Needs triton, a CUDA device and float16/bfloat16 (or ``TRITON_INTERPRET=1``, where CPU
     float32 is allowed too), head_dim in 16/32/64/128 and a block_size that is a multiple of 16
     (the MMA tile). float32 on CUDA is refused: ``tl.dot`` would silently compute it in TF32
     (10-bit mantissa), far less precise than the float32 callers expect.
     """
-    if triton is None or q.dim() != 4 or q.shape[-1] not in _HEAD_DIMS:
+    if triton is None or head_dim not in HEAD_DIMS:
         return False
     if pattern.block_size < 16 or pattern.block_size % 16:
         return False
-    if _interpreting():
-        return q.dtype in (*_HALF_DTYPES, torch.float32)
-    return q.is_cuda and q.dtype in _HALF_DTYPES
+    if interpreting():
+        return dtype in (*HALF_DTYPES, torch.float32)
+    return torch.device(device).type == "cuda" and dtype in HALF_DTYPES
 
 
-def _check_inputs(q, k, v, pattern) -> None:
+def _check_inputs(q, k, v, pattern, scale) -> None:
+    check_scale(scale)
     check_qkv(q, k, v)
     n = q.shape[1]
     if n != pattern.num_blocks * pattern.block_size:
         raise ValueError(f"seq_len {n} does not match the pattern's {pattern.num_blocks} blocks "
                          f"of {pattern.block_size} tokens ({pattern.num_blocks * pattern.block_size})")
-    allowed = (*_HALF_DTYPES, torch.float32) if _interpreting() else _HALF_DTYPES
+    allowed = (*HALF_DTYPES, torch.float32) if interpreting() else HALF_DTYPES
     if q.dtype not in allowed:
         raise ValueError(f"block_sparse_attention_triton supports {', '.join(map(str, allowed))}; "
                          f"got {q.dtype}")
-    if q.shape[-1] not in _HEAD_DIMS:
-        raise ValueError(f"block_sparse_attention_triton needs head_dim in {_HEAD_DIMS}, "
+    if q.shape[-1] not in HEAD_DIMS:
+        raise ValueError(f"block_sparse_attention_triton needs head_dim in {HEAD_DIMS}, "
                          f"got {q.shape[-1]}")
     if pattern.block_size < 16 or pattern.block_size % 16:
         raise ValueError(f"block_sparse_attention_triton needs block_size a multiple of 16, "
@@ -231,57 +239,69 @@ def _check_inputs(q, k, v, pattern) -> None:
     _refuse_grad(q, k, v)
     if triton is None:
         raise RuntimeError("block_sparse_attention_triton needs the triton package, which is not installed")
-    if not (q.is_cuda or _interpreting()):
+    if not (q.is_cuda or interpreting()):
         raise ValueError(f"block_sparse_attention_triton needs CUDA tensors (or TRITON_INTERPRET=1), "
                          f"got device {q.device}")
 
 
 def _refuse_grad(q, k, v) -> None:
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+    if needs_grad(q, k, v):
         raise RuntimeError("block_sparse_attention_triton is forward-only: call it under "
                            "torch.no_grad() or with inputs that do not require grad")
 
 
-_CHECKED = SignatureCache(limit=4096)  # (input signature, pattern, scale, config) that passed the checks
+class BlockSparsePlan:
+    """The forward launch for one input signature (shapes, strides, dtype, device, 16-byte
+    alignment), pattern, scale and tiles: ``plan(q, k, v) -> out``, a new contiguous tensor."""
+
+    __slots__ = ("tables", "scalars", "_launch")
+
+    def __init__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern, scale: float,
+                 cfg: KernelConfig) -> None:
+        b, n, h, d = q.shape
+        q, k, v = unit_last_stride(q), unit_last_stride(k), unit_last_stride(v)  # strides to plan for
+        self.tables = kernel_pattern(pattern, q.device)
+        self.scalars = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3], n, h, b * h,
+                        scale * LOG2E)
+        self._launch = BoundLaunch(
+            _FWD, (pattern.num_blocks * (pattern.block_size // cfg.block_m) * b * h,),
+            dict(HEAD_DIM=d, BLOCK_SIZE=pattern.block_size, BLOCK_M=cfg.block_m,
+                 BLOCK_N=cfg.block_n, CAUSAL=pattern.causal),
+            dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        _refuse_grad(q, k, v)
+        q, k, v = unit_last_stride(q), unit_last_stride(k), unit_last_stride(v)
+        # empty_like: about half the host time of torch.empty(shape, device=, dtype=) (docs/gpu-kernel.md)
+        out = torch.empty_like(q, memory_format=torch.contiguous_format)
+        t = self.tables
+        self._launch(q, k, v, out, t.kv_offsets, t.kv_index, t.row_order, *self.scalars)
+        return out
 
 
-def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
-    # The kernel loads a row of head_dim as one vector: any strides except along head_dim.
-    return t if t.stride(-1) == 1 else t.contiguous()
+def plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern, scale: float | None = None,
+         config: KernelConfig | None = None) -> BlockSparsePlan:
+    """Check q, k, v against ``pattern`` (ValueError/RuntimeError naming the problem) and return
+    the plan for inputs with their signature. ``config`` overrides the tile table (block_m,
+    block_n: powers of two >= 16 dividing block_size), for sweeps."""
+    _check_inputs(q, k, v, pattern, scale)
+    d = q.shape[-1]
+    return BlockSparsePlan(q, k, v, pattern, softmax_scale(d, scale),
+                           _tile_config(d, pattern.block_size, config))
 
 
-def block_sparse_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern,
-                                  scale: float | None = None,
-                                  config: KernelConfig | None = None) -> torch.Tensor:
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern,
+            scale: float | None = None, config: KernelConfig | None = None) -> torch.Tensor:
     """Attention of every query to the key blocks ``pattern`` allows, forward only.
 
     q, k, v: ``(batch, seq_len, num_heads, head_dim)``, any strides (unit stride along head_dim,
     else copied), seq_len == pattern.num_blocks * pattern.block_size. Returns a new contiguous
     tensor of q's shape and dtype. ``scale`` defaults to 1/sqrt(head_dim). ``config`` overrides
-    the tile table (block_m, block_n: powers of two >= 16 dividing block_size), for sweeps.
-    Raises RuntimeError when autograd would need a gradient (no backward here).
+    the tile table, for sweeps. Raises RuntimeError when autograd would need a gradient.
     """
     _refuse_grad(q, k, v)
-    key = (qkv_signature(q, k, v), pattern, scale, config)
-    if key not in _CHECKED:  # checks read only shapes, dtypes, devices: once per signature
-        check_scale(scale)
-        _check_inputs(q, k, v, pattern)
-        _CHECKED.remember(key)
-    b, n, h, d = q.shape
-    scale = _softmax_scale(q, scale)
-    cfg = _tile_config(d, pattern.block_size, config)
-    q, k, v = _unit_last_stride(q), _unit_last_stride(k), _unit_last_stride(v)
-    tables = kernel_pattern(pattern, q.device)
-    # empty_like: about half the host time of torch.empty(shape, device=, dtype=) (docs/gpu-kernel.md)
-    out = torch.empty_like(q, memory_format=torch.contiguous_format)
-    _FWD.launch(
-        (pattern.num_blocks * (pattern.block_size // cfg.block_m) * b * h,),
-        (q, k, v, out, tables.kv_offsets, tables.kv_index, tables.row_order,
-         *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], n, h, b * h, scale * _LOG2E),
-        dict(HEAD_DIM=d, BLOCK_SIZE=pattern.block_size, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
-             CAUSAL=pattern.causal),
-        dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
-    return out
+    key = ("block_sparse", signature(q, k, v), pattern, scale, config)
+    return cached_plan(key, lambda: plan(q, k, v, pattern, scale, config))(q, k, v)
 
 
 _FWD = CachedLauncher(_block_sparse_fwd_kernel)

@@ -1,22 +1,27 @@
 """Quick CPU check (not a unit test): Improved vs plain dilated attention time, and peak memory.
 
-Run: ``python -m attention.measure_cpu [--heads 12] [--repeats 5]``. Shapes are
+Run: ``python scripts/measure_cpu.py [--heads 12] [--repeats 5] [--block-sparse]``. Shapes are
 ``(batch, seq_len, num_heads, head_dim)``; times in ms (median), memory in MiB: growth of the peak
 RSS of a fresh process during one call, over its RSS with the inputs allocated (Linux only).
+The asv suite measures the same things per commit; this is a one-off look without asv.
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import torch
 
-from .block_sparse import BlockSparseAttention
-from .dilated import DilatedAttention
-from .improved import ImprovedDilatedAttention
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find the attention package
+
+from attention.block_sparse import BlockSparseAttention  # noqa: E402
+from attention.dilated import DilatedAttention  # noqa: E402
+from attention.improved import ImprovedDilatedAttention  # noqa: E402
 
 SEGMENTS, RATES = (2048, 4096, 8192), (1, 2, 4)
 

@@ -1,69 +1,59 @@
 """Dilated attention as fused Triton kernels (forward and backward), reading q/k/v in place.
 
 Shape convention: q, k, v and the output are ``(batch, seq_len, num_heads, head_dim)``.
-Semantics: shared/README.md section 1. For head ``h`` of group ``g`` (segment ``w``, rate ``r``,
-offset ``o = h % r``) the dilated segment ``s`` is rows ``s*w + o + r*t``: a strided view of the
-sequence, so every kernel reads and writes rows with stride ``r * stride_seq`` instead of gathering.
-Rows of the other offsets are written as exact zeros by the same kernels (no separate memset).
+What it computes (docs/semantics.md defines it): heads are split into equal groups, group ``g``
+with segment length ``w`` and dilation rate ``r``. Head ``h`` of group ``g`` (offset
+``o = h % r``) attends, inside each segment ``[s*w, (s+1)*w)``, only among the rows
+``s*w + o + r*t``: a strided view of the sequence, so every kernel reads and writes rows with
+stride ``r * stride_seq`` instead of gathering. Rows of the other offsets are exactly zero in the
+output (written by the same kernels, no separate memset).
 
-Public entry points (used by ``ImprovedDilatedAttention`` on CUDA):
-``triton_available(q)`` and ``dilated_attention_triton(q, k, v, segment_lengths, dilation_rates,
-causal=False, scale=None)``. Under ``TRITON_INTERPRET=1`` (set before this module is imported)
-the kernels also run on CPU tensors, slowly, which is what the tests use.
+Public face:
+
+- ``available(device=, dtype=, head_dim=, segments=, rates=)``: whether the kernels should run
+  inputs like these (no tensor needed);
+- ``plan(q, k, v, segments, rates, causal, scale)``: checks the inputs once and returns a
+  ``DilatedPlan``, the launch for every later input with their signature (shapes, strides, dtype,
+  device, 16-byte alignment); ``plan(q, k, v) -> out`` is differentiable when an input needs grad;
+- ``attention(q, k, v, segments, rates, causal, scale)``: the same for callers that keep no plans;
+- ``forward`` / ``backward``: the two launches on their own, with an optional ``KernelConfig``
+  (for probes and sweeps); ``FWD_CONFIGS`` / ``BWD_CONFIGS`` are the default tiles per head_dim.
+
+Under ``TRITON_INTERPRET=1`` (set before this module is imported) the kernels also run on CPU
+tensors, slowly, which is what the tests use.
 """
 from __future__ import annotations
 
 import functools
-import math
-import os
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
-from ._cache import SignatureCache
-from ._triton_launch import CachedLauncher
-from ._validate import check_dilated_shape, check_pattern, check_qkv, check_scale, qkv_signature
+from .._validate import check_dilated_shape, check_pattern, check_qkv, check_scale
+from ._shared import (HALF_DTYPES, HEAD_DIMS, LOG2E, BoundLaunch, CachedLauncher, KernelConfig,
+                      cached_plan, has_unit_last_stride, interpreting, jit, needs_grad,
+                      online_softmax, signature, softmax_scale, tl, triton, unit_last_stride)
 
-try:
-    import triton
-    import triton.language as tl
-    _jit = triton.jit
-except ImportError:  # the module must still import where triton is missing (e.g. macOS CPU)
-    triton = None
-
-    class _TlStub:
-        constexpr = object  # only used as an annotation below
-
-    tl = _TlStub()
-
-    def _jit(fn):
-        return fn
-
-_HALF_DTYPES = (torch.float16, torch.bfloat16)
-_HEAD_DIMS = (16, 32, 64, 128)
-_LOG2E = 1.4426950408889634
+__all__ = ["available", "check", "plan", "attention", "forward", "backward", "DilatedPlan",
+           "KernelConfig", "FWD_CONFIGS", "BWD_CONFIGS"]
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+def available(*, device: torch.device | str, dtype: torch.dtype, head_dim: int,
+              segments: Sequence[int] | None = None, rates: Sequence[int] | None = None) -> bool:
+    """True when the Triton kernels should handle inputs on ``device`` of ``dtype`` and ``head_dim``
+    (and, if given, this pattern).
 
-
-def triton_available(q: torch.Tensor, segment_lengths: Sequence[int] | None = None,
-                     dilation_rates: Sequence[int] | None = None) -> bool:
-    """True when the Triton kernels should handle ``q`` (and, if given, this pattern).
-
-    Needs triton, a CUDA tensor, float16/bfloat16 (float32 falls back to the SDPA path, since
+    Needs triton, a CUDA device, float16/bfloat16 (float32 falls back to the SDPA path, since
     ``tl.dot`` on float32 would silently run in TF32), head_dim in 16/32/64/128, and, when the
     pattern is given, ``w // r >= 16`` for every group (shorter dilated segments waste most of
     a 16-row MMA tile; the gather/SDPA path is faster there).
     """
-    if triton is None or not q.is_cuda or q.dtype not in _HALF_DTYPES:
+    if triton is None or torch.device(device).type != "cuda" or dtype not in HALF_DTYPES:
         return False
-    if q.dim() != 4 or q.shape[-1] not in _HEAD_DIMS:
+    if head_dim not in HEAD_DIMS:
         return False
-    if segment_lengths is not None and dilation_rates is not None:
-        if any(w // r < 16 for w, r in zip(segment_lengths, dilation_rates)):
+    if segments is not None and rates is not None:
+        if any(w // r < 16 for w, r in zip(segments, rates)):
             return False
     return True
 
@@ -74,7 +64,7 @@ def triton_available(q: torch.Tensor, segment_lengths: Sequence[int] | None = No
 # saved log-sum-exp (LSE) is log2(sum exp2(score * scale * log2 e)).
 # ----------------------------------------------------------------------------------------------
 
-@_jit
+@jit
 def _zero_other_offsets(base, t, o, r, w, stride_n, offs_d,
                         BLOCK: tl.constexpr, HEAD_DIM: tl.constexpr):
     """Store zeros at rows ``o2 + r*t`` (o2 != o) of one segment starting at ``base``."""
@@ -86,7 +76,7 @@ def _zero_other_offsets(base, t, o, r, w, stride_n, offs_d,
         tl.store(ptrs, zeros, mask=(rows < w)[:, None])
 
 
-@_jit
+@jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q, offs_d,
                lo, hi, L, scale_log2,
                BLOCK_N: tl.constexpr, CAUSAL_MASK: tl.constexpr, EVEN: tl.constexpr):
@@ -103,11 +93,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q
             s = tl.where(t_q[:, None] >= t_k[None, :], s, float("-inf"))
         if not EVEN:
             s = tl.where((t_k < L)[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.math.exp2(s - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
+        p, acc, l_i, m_new = online_softmax(acc, l_i, m_i, s)
         if EVEN:
             v = tl.load(v_ptrs)
         else:
@@ -117,7 +103,7 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q
     return acc, l_i, m_i
 
 
-@_jit
+@jit
 def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                         stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
                         stride_vb, stride_vn, stride_vh,
@@ -190,7 +176,7 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
             _zero_other_offsets(o_seg, t_q, o, r, w, stride_on, offs_d, BLOCK_M, HEAD_DIM)
 
 
-@_jit
+@jit
 def _load_query_rows(q_base, o_base, do_base, lse_base, t_q, row_q, row_c, r, offs_d, L,
                      EVEN: tl.constexpr):
     """q, O, dO rows ``t_q`` of one dilated segment and their LSE, plus delta = rowsum(dO * O)."""
@@ -211,7 +197,7 @@ def _load_query_rows(q_base, o_base, do_base, lse_base, t_q, row_q, row_c, r, of
     return q, do, lse, delta
 
 
-@_jit
+@jit
 def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, lse_base,
                     row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
                     BLOCK_MAJOR: tl.constexpr, BLOCK_MINOR: tl.constexpr, HEAD_DIM: tl.constexpr,
@@ -257,7 +243,7 @@ def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, l
         tl.store(dv_base + c_offs, dv.to(dv_base.dtype.element_ty), mask=(t_k < L)[:, None])
 
 
-@_jit
+@jit
 def _bwd_dq_block(q_base, k_base, v_base, o_base, do_base, dq_base, lse_base,
                   row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
                   BLOCK_MAJOR: tl.constexpr, BLOCK_MINOR: tl.constexpr, HEAD_DIM: tl.constexpr,
@@ -296,7 +282,7 @@ def _bwd_dq_block(q_base, k_base, v_base, o_base, do_base, dq_base, lse_base,
         tl.store(dq_base + c_offs, dq.to(dq_base.dtype.element_ty), mask=(t_q < L)[:, None])
 
 
-@_jit
+@jit
 def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
                         stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
                         stride_vb, stride_vn, stride_vh,
@@ -349,16 +335,6 @@ def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
 # Host side.
 # ----------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class KernelConfig:
-    """Tile sizes and launch options of one kernel (tuned on an H100; see docs/gpu-kernel.md)."""
-
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-
-
 # Chosen from the sweeps in scripts/gpu_kernel_probe.py on an H100 (bf16, d=64). Forward: 64x64
 # tiles tie 128x64 at 32K tokens (0.31 vs 0.30 ms) and are ~1.7x faster at 4K-8K (more programs
 # per SM). head_dim 128 uses more warps; it was checked for correctness, not tuned.
@@ -390,8 +366,8 @@ def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_hea
     return _head_tables[key]
 
 
-def _config(table: dict[int, KernelConfig], head_dim: int) -> KernelConfig:
-    return _INTERPRET_CONFIG if _interpreting() else table[head_dim]
+def _default_config(table: dict[int, KernelConfig], head_dim: int) -> KernelConfig:
+    return _INTERPRET_CONFIG if interpreting() else table[head_dim]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -405,152 +381,15 @@ def _grid_blocks(segments, rates, seq_len: int, block: int) -> int:
     return max((seq_len // w) * triton.cdiv(-(-w // r), block) for w, r in zip(segments, rates))
 
 
-def _bnh_strides(t: torch.Tensor) -> tuple[int, int, int]:
-    return t.stride(0), t.stride(1), t.stride(2)
+def _contiguous_strides(shape: torch.Size) -> tuple[int, int, int]:
+    b, n, h, d = shape
+    return n * h * d, h * d, d
 
 
-def _last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
-    # Kernels assume unit stride along head_dim (one vectorised row load); any other strides are fine.
-    return t if t.stride(-1) == 1 else t.contiguous()
-
-
-class _ForwardPlan:
-    """A forward launch for one input signature (shapes, strides, 16-byte alignment, dtype,
-    device), pattern and options, worked out once; after the first launch it also holds the
-    compiled kernel bound to its grid (``CachedLauncher.first_launch``).
-
-    ``plan(q, k, v) -> (out, lse or None)`` for inputs with that signature.
-    """
-
-    __slots__ = ("grid", "tables", "scalars", "constexprs", "options", "store_lse", "zero_fill",
-                 "bound")
-
-    def __init__(self, grid: tuple[int, int], tables: tuple[torch.Tensor, torch.Tensor],
-                 scalars: tuple, constexprs: dict, options: dict, store_lse: bool,
-                 zero_fill: bool) -> None:
-        self.grid, self.tables, self.scalars = grid, tables, scalars  # tables: int32 w, r per head
-        self.constexprs, self.options = constexprs, options
-        self.store_lse, self.zero_fill = store_lse, zero_fill
-        self.bound = None
-
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        # With in-kernel zero fill the kernel writes every element, so no memset is needed; and
-        # empty_like is about half the host time of torch.empty(shape, device=, dtype=).
-        out = (torch.empty_like(q, memory_format=torch.contiguous_format) if self.zero_fill
-               else torch.zeros(q.shape, device=q.device, dtype=q.dtype))  # contiguous, as assumed
-        b, n, h, _ = q.shape
-        lse = (torch.empty((b, h, n), device=q.device, dtype=torch.float32) if self.store_lse
-               else out)  # the kernel does not touch LSE without STORE_LSE
-        args = (q, k, v, out, lse, *self.tables, *self.scalars)
-        if self.bound is not None:
-            self.bound(*args)
-        else:
-            self.bound = _FWD.first_launch(self.grid, args, self.constexprs, self.options)
-        return out, (lse if self.store_lse else None)
-
-
-# (shapes, strides, 16-byte alignment, dtype, device, pattern, options) -> plan
-_FORWARD_PLANS = SignatureCache()
-
-
-def _new_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
-              cfg: KernelConfig, zero_fill: bool) -> _ForwardPlan:
-    b, n, h, d = q.shape
-    if causal and cfg.block_m % cfg.block_n:
-        raise ValueError(f"causal forward needs block_m {cfg.block_m} to be a multiple of "
-                         f"block_n {cfg.block_n}")
-    return _ForwardPlan(
-        grid=(_grid_blocks(segments, rates, n, cfg.block_m), b * h),
-        tables=_per_head_pattern(segments, rates, h, q.device),
-        scalars=(*_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale * _LOG2E),
-        constexprs=dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
-                        STORE_LSE=store_lse, EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-                        ZERO_FILL=zero_fill),
-        options=dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages),
-        store_lse=store_lse, zero_fill=zero_fill)
-
-
-def _forward_plan(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
-                  config: KernelConfig | None = None, zero_fill: bool = True) -> _ForwardPlan:
-    # One key per call: on a GPU box each Python step is a visible part of a 4K-token call.
-    key = (q.shape, q.stride(), k.stride(), v.stride(), q.dtype, q.get_device(), segments, rates,
-           causal, scale, store_lse, config, zero_fill,
-           q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16)  # Triton specialises on it
-    plan = _FORWARD_PLANS.get(key)
-    if plan is None:
-        cfg = config or _config(FWD_CONFIGS, q.shape[-1])
-        plan = _FORWARD_PLANS.remember(key, _new_plan(q, k, v, segments, rates, causal, scale,
-                                                      store_lse, cfg, zero_fill))
-    return plan
-
-
-def _forward(q, k, v, segments, rates, causal: bool, scale: float, store_lse: bool,
-             config: KernelConfig | None = None, zero_fill_in_kernel: bool = True):
-    """Launch the forward kernel; returns (out, lse or None). lse is (batch, heads, seq) float32.
-
-    ``zero_fill_in_kernel=False`` memsets the output first instead (kept to measure the choice).
-    """
-    plan = _forward_plan(q, k, v, segments, rates, causal, scale, store_lse, config,
-                         zero_fill_in_kernel)
-    return plan(q, k, v)
-
-
-def _backward(q, k, v, out, lse, dout, segments, rates, causal: bool, scale: float,
-              config: KernelConfig | None = None):
-    """One fused backward launch; returns contiguous (dq, dk, dv) shaped like q, k, v.
-
-    ``out`` and ``dout`` must be contiguous. ``config.block_n`` is the block of rows a program
-    owns (keys for dK/dV, queries for dQ); ``config.block_m`` the tile streamed past them.
-    """
-    b, n, h, d = q.shape
-    cfg = config or _config(BWD_CONFIGS, d)
-    w_of_head, r_of_head = _per_head_pattern(segments, rates, h, q.device)
-    dq, dk, dv = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
-    _BWD.launch(
-        (_grid_blocks(segments, rates, n, cfg.block_n), b * h),
-        (q, k, v, out, dout, dq, dk, dv, lse, w_of_head, r_of_head,
-         *_bnh_strides(q), *_bnh_strides(k), *_bnh_strides(v), n, h, scale, scale * _LOG2E),
-        dict(HEAD_DIM=d, BLOCK_MAJOR=cfg.block_n, BLOCK_MINOR=cfg.block_m, CAUSAL=causal,
-             EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n)),
-        dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
-    return dq, dk, dv
-
-
-_FWD = CachedLauncher(_dilated_fwd_kernel)
-_BWD = CachedLauncher(_dilated_bwd_kernel)
-
-
-class _DilatedAttentionFunction(torch.autograd.Function):
-    """Autograd wrapper: forward saves q, k, v, out and the row log-sum-exp; backward is Triton."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, segments, rates, causal, scale):
-        out, lse = _forward(q, k, v, segments, rates, causal, scale, store_lse=True)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.pattern = (segments, rates, causal, scale)
-        return out
-
-    @staticmethod
-    def backward(ctx, dout):
-        q, k, v, out, lse = ctx.saved_tensors
-        segments, rates, causal, scale = ctx.pattern
-        dq, dk, dv = _backward(q, k, v, out, lse, dout.contiguous(), segments, rates, causal, scale)
-        return dq, dk, dv, None, None, None, None
-
-
-_CHECKED = SignatureCache(limit=4096)  # input signatures that passed check_inputs (checks are pure)
-
-
-def _known(key: tuple) -> bool:
-    try:
-        return key in _CHECKED
-    except TypeError:  # unhashable pattern values: let the checks name them
-        return False
-
-
-def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[int],
-                 rates: Sequence[int], scale: float | None = None) -> None:
-    """Raise ValueError/RuntimeError naming the problem if the kernels cannot run these inputs."""
+def check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[int],
+          rates: Sequence[int], scale: float | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Raise ValueError/RuntimeError naming the problem if the kernels cannot run these inputs;
+    return the pattern as tuples."""
     segments, rates = check_pattern(segments, rates)
     check_scale(scale)
     check_qkv(q, k, v)
@@ -560,63 +399,179 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Se
     if longest >= 2**31:
         raise ValueError(f"segment length {max(segments)} times seq stride is {longest} elements, "
                          f"over the kernels' 32-bit in-segment offsets")
-    if q.dtype not in (*_HALF_DTYPES, torch.float32):
+    if q.dtype not in (*HALF_DTYPES, torch.float32):
         raise ValueError(f"dilated_attention_triton supports float16, bfloat16, float32; got {q.dtype}")
-    if q.shape[-1] not in _HEAD_DIMS:
-        raise ValueError(f"dilated_attention_triton needs head_dim in {_HEAD_DIMS}, got {q.shape[-1]}")
+    if q.shape[-1] not in HEAD_DIMS:
+        raise ValueError(f"dilated_attention_triton needs head_dim in {HEAD_DIMS}, got {q.shape[-1]}")
     if triton is None:
         raise RuntimeError("dilated_attention_triton needs the triton package, which is not installed")
-    if not (q.is_cuda or _interpreting()):
+    if not (q.is_cuda or interpreting()):
         raise ValueError(f"dilated_attention_triton needs CUDA tensors (or TRITON_INTERPRET=1), "
                          f"got device {q.device}")
+    return segments, rates
 
 
-def dilated_attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                             segment_lengths: Sequence[int], dilation_rates: Sequence[int],
-                             causal: bool = False, scale: float | None = None) -> torch.Tensor:
-    """Dilated attention (shared/README.md section 1) with fused Triton kernels.
+class DilatedPlan:
+    """The launches for one input signature (shapes, strides, dtype, device, 16-byte alignment),
+    pattern and options, worked out once; each launch binds its compiled kernel on first use.
 
-    q, k, v: ``(batch, seq_len, num_heads, head_dim)``, any strides with unit stride along
-    head_dim preferred (others are copied). Returns the same shape and dtype; positions a head
-    does not cover are exactly 0. Differentiable when any input requires grad (Triton backward).
-    ``segment_lengths`` are used as given: cap them at seq_len before calling, as the spec does.
-    Inputs are checked once per signature (shapes, strides, dtypes, devices, pattern, scale).
+    ``plan(q, k, v) -> out`` for inputs with that signature: differentiable (Triton backward)
+    when an input needs grad, else the inference forward, which allocates no log-sum-exp, so
+    peak memory is q, k, v and out. Inputs whose head_dim is not unit-stride are copied first.
     """
-    segments, rates = tuple(segment_lengths), tuple(dilation_rates)
-    key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), segments, rates, scale)
-    if not _known(key):
-        check_inputs(q, k, v, segments, rates, scale)
-        _CHECKED.remember(key)
-    return attend_checked(q, k, v, segments, rates, causal, scale)
+
+    __slots__ = ("copy", "scalars", "bwd_scalars", "tables", "store_lse", "zero_fill",
+                 "_fwd", "_fwd_lse", "_bwd")
+
+    def __init__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 segments: tuple[int, ...], rates: tuple[int, ...], causal: bool, scale: float,
+                 fwd_config: KernelConfig, bwd_config: KernelConfig, zero_fill: bool = True) -> None:
+        b, n, h, d = q.shape
+        if causal and fwd_config.block_m % fwd_config.block_n:
+            raise ValueError(f"causal forward needs block_m {fwd_config.block_m} to be a multiple "
+                             f"of block_n {fwd_config.block_n}")
+        self.copy = not has_unit_last_stride(q, k, v)
+        strides = ((_contiguous_strides(q.shape), _contiguous_strides(k.shape),
+                    _contiguous_strides(v.shape)) if self.copy else
+                   tuple((t.stride(0), t.stride(1), t.stride(2)) for t in (q, k, v)))
+        flat = tuple(s for triple in strides for s in triple)
+        self.tables = _per_head_pattern(segments, rates, h, q.device)  # int32 w, r per head
+        self.scalars = (*flat, n, h, scale * LOG2E)
+        self.bwd_scalars = (*flat, n, h, scale, scale * LOG2E)
+        self.zero_fill = zero_fill
+
+        def fwd(store_lse: bool) -> BoundLaunch:
+            cfg = fwd_config
+            return BoundLaunch(
+                _FWD, (_grid_blocks(segments, rates, n, cfg.block_m), b * h),
+                dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
+                     STORE_LSE=store_lse,
+                     EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
+                     ZERO_FILL=zero_fill),
+                dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+
+        def bwd() -> BoundLaunch:
+            cfg = bwd_config
+            return BoundLaunch(
+                _BWD, (_grid_blocks(segments, rates, n, cfg.block_n), b * h),
+                dict(HEAD_DIM=d, BLOCK_MAJOR=cfg.block_n, BLOCK_MINOR=cfg.block_m, CAUSAL=causal,
+                     EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n)),
+                dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
+
+        self._fwd, self._fwd_lse = fwd(False), fwd(True)
+        # Indexed by whether dout is 16-byte aligned (Triton specialises on it); the other
+        # tensors of a backward are this plan's inputs or fresh allocations.
+        self._bwd = (bwd(), bwd())
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if self.copy:
+            q, k, v = unit_last_stride(q), unit_last_stride(k), unit_last_stride(v)
+        if needs_grad(q, k, v):
+            return _DilatedFunction.apply(q, k, v, self)
+        return self.forward(q, k, v)[0]
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, store_lse: bool = False):
+        """(out, lse or None) for unit-last-stride inputs; lse is (batch, heads, seq) float32."""
+        # With in-kernel zero fill the kernel writes every element, so no memset is needed; and
+        # empty_like is about half the host time of torch.empty(shape, device=, dtype=).
+        out = (torch.empty_like(q, memory_format=torch.contiguous_format) if self.zero_fill
+               else torch.zeros(q.shape, device=q.device, dtype=q.dtype))  # contiguous, as assumed
+        if store_lse:
+            b, n, h, _ = q.shape
+            lse = torch.empty((b, h, n), device=q.device, dtype=torch.float32)
+            self._fwd_lse(q, k, v, out, lse, *self.tables, *self.scalars)
+            return out, lse
+        self._fwd(q, k, v, out, out, *self.tables, *self.scalars)  # LSE untouched without STORE_LSE
+        return out, None
+
+    def backward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                 lse: torch.Tensor, dout: torch.Tensor):
+        """One fused backward launch; ``out`` and ``dout`` contiguous. Returns contiguous
+        (dq, dk, dv) shaped like q, k, v."""
+        dq, dk, dv = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+        self._bwd[dout.data_ptr() % 16 == 0](q, k, v, out, dout, dq, dk, dv, lse, *self.tables,
+                                              *self.bwd_scalars)
+        return dq, dk, dv
 
 
-def _softmax_scale(q: torch.Tensor, scale: float | None) -> float:
-    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+class _DilatedFunction(torch.autograd.Function):
+    """Autograd wrapper: forward saves q, k, v, out and the row log-sum-exp; backward is Triton."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, plan: DilatedPlan):
+        out, lse = plan.forward(q, k, v, store_lse=True)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.plan = plan
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = ctx.plan.backward(q, k, v, out, lse, dout.contiguous())
+        return dq, dk, dv, None
 
 
-def inference_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],
-                   rates: tuple[int, ...], causal: bool = False, scale: float | None = None):
-    """For inputs that passed ``check_inputs``: the no-grad forward for calls whose q, k, v have
-    these shapes, strides, dtype, device and 16-byte alignment, as ``plan(q, k, v) -> (out,
-    None)``; None where the inputs would first be copied (head_dim not unit-stride).
+def plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[int],
+         rates: Sequence[int], causal: bool = False, scale: float | None = None, *,
+         config: KernelConfig | None = None, backward_config: KernelConfig | None = None,
+         zero_fill: bool = True) -> DilatedPlan:
+    """Check q, k, v (ValueError/RuntimeError naming the problem) and return the plan for inputs
+    with their signature. ``config`` / ``backward_config`` override the default tiles (sweeps);
+    ``zero_fill=False`` memsets the output instead of zeroing uncovered rows in the kernel.
+    ``segments`` are used as given: cap them at seq_len before calling, as the spec does."""
+    segments, rates = check(q, k, v, segments, rates, scale)
+    d = q.shape[-1]
+    return DilatedPlan(q, k, v, segments, rates, bool(causal), softmax_scale(d, scale),
+                       config or _default_config(FWD_CONFIGS, d),
+                       backward_config or _default_config(BWD_CONFIGS, d), zero_fill)
 
-    A caller that keys its own cache on that signature (``ImprovedDilatedAttention``) calls the
-    plan directly and skips this module's per-call lookups.
+
+def _cached(q, k, v, segments, rates, causal, scale, config=None, backward_config=None,
+            zero_fill=True) -> DilatedPlan:
+    segments, rates = tuple(segments), tuple(rates)
+    key = ("dilated", signature(q, k, v), segments, rates, bool(causal), scale, config,
+           backward_config, zero_fill)
+    try:
+        hash(key)
+    except TypeError:  # unhashable pattern values: let the checks name them
+        check(q, k, v, segments, rates, scale)
+        raise
+    return cached_plan(key, lambda: plan(q, k, v, segments, rates, causal, scale, config=config,
+                                         backward_config=backward_config, zero_fill=zero_fill))
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[int],
+              rates: Sequence[int], causal: bool = False, scale: float | None = None) -> torch.Tensor:
+    """Dilated attention with the fused kernels (see the module docstring).
+
+    q, k, v: ``(batch, seq_len, num_heads, head_dim)``, any strides (unit stride along head_dim
+    preferred; others are copied). Returns the same shape and dtype; positions a head does not
+    cover are exactly 0. Differentiable when any input requires grad. Inputs are checked once
+    per signature; the plan is kept in the package's plan cache.
     """
-    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
-        return None
-    return _forward_plan(q, k, v, tuple(segments), tuple(rates), bool(causal),
-                         _softmax_scale(q, scale), store_lse=False)
+    return _cached(q, k, v, segments, rates, causal, scale)(q, k, v)
 
 
-def attend_checked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: tuple[int, ...],
-                   rates: tuple[int, ...], causal: bool = False,
-                   scale: float | None = None) -> torch.Tensor:
-    """``dilated_attention_triton`` for inputs that already passed ``check_inputs`` (tuples)."""
-    scale = _softmax_scale(q, scale)
-    if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
-        q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        return _DilatedAttentionFunction.apply(q, k, v, segments, rates, bool(causal), scale)
-    # Inference: no log-sum-exp buffer, so peak memory is q, k, v and out only.
-    return _forward(q, k, v, segments, rates, bool(causal), scale, store_lse=False)[0]
+def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[int],
+            rates: Sequence[int], causal: bool = False, scale: float | None = None, *,
+            store_lse: bool = False, config: KernelConfig | None = None,
+            zero_fill: bool = True):
+    """The forward launch alone: (out, lse or None); lse is (batch, heads, seq) float32 (base-2
+    log-sum-exp of the scaled scores). q, k, v need unit stride along head_dim."""
+    p = _cached(q, k, v, segments, rates, causal, scale, config=config, zero_fill=zero_fill)
+    return p.forward(q, k, v, store_lse)
+
+
+def backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+             lse: torch.Tensor, dout: torch.Tensor, segments: Sequence[int], rates: Sequence[int],
+             causal: bool = False, scale: float | None = None, *,
+             config: KernelConfig | None = None):
+    """The backward launch alone: (dq, dk, dv) from ``forward(..., store_lse=True)``'s out and
+    lse; ``out`` and ``dout`` contiguous. ``config.block_n`` is the block of rows a program owns
+    (keys for dK/dV, queries for dQ); ``config.block_m`` the tile streamed past them."""
+    p = _cached(q, k, v, segments, rates, causal, scale, backward_config=config)
+    return p.backward(q, k, v, out, lse, dout)
+
+
+_FWD = CachedLauncher(_dilated_fwd_kernel)
+_BWD = CachedLauncher(_dilated_bwd_kernel)
