@@ -32,6 +32,7 @@ import ast  # noqa: E402
 import importlib  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Callable  # noqa: E402
@@ -286,6 +287,7 @@ def sampler(key: tuple, make: Callable[[], Workload], variant: str = "kernel") -
         return _SAMPLER[key]
     _SAMPLER.clear()  # drop the last set's tensors before building this one's
     workload = make()
+    flush = None
     if DEVICE == "cuda" and variant in ("kernel", "graph"):
         flush = (timing.L2Flush(timing.l2_bytes())
                  if timing.needs_l2_flush(workload.working_set_bytes, timing.l2_bytes()) else None)
@@ -297,8 +299,13 @@ def sampler(key: tuple, make: Callable[[], Workload], variant: str = "kernel") -
         measure = timing.synced_wall_batch(workload.call, torch.cuda.synchronize)
     else:
         measure = timing.wall_batch(workload.call)  # a CPU call is synchronous: "synced" is the same
-    _SAMPLER[key] = timing.Sampler(measure, timing_policy()).warm_up()
-    return _SAMPLER[key]
+    made = timing.Sampler(measure, timing_policy()).warm_up()
+    # asv shows a benchmark's stderr with --show-stderr: how each set was timed, once per process.
+    print(f"timing: {variant} on {DEVICE}, {made.calls} call(s) per sample, L2 flush "
+          f"{'on' if flush is not None else 'off'}, warm-up {len(made.warmup_batches)} batches "
+          f"(last {made.warmup_batches[-1] * 1e3:.4g} ms a call)", file=sys.stderr)
+    _SAMPLER[key] = made
+    return made
 
 
 SHAPE_PARAM_NAMES = ["implementation", "seq_len", "batch", "heads", "head_dim", "dtype", "causal"]
