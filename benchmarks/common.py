@@ -16,8 +16,8 @@ Environment variables (read at import, identical for discovery and every commit)
   ATTNBENCH_THREADS   torch CPU threads (default: 1 for quick, else min(8, cores))
   ATTNBENCH_STABLE_TOLERANCE  the warm-up's drift tolerance (default: the profile's; a machine
                       shared with other work may need more, or a set fails as unstable)
-  ATTNBENCH_CPU_AFFINITY  auto (default: each benchmark process on the last THREADS of the CPUs it
-                      may use) | none | a comma-separated list of CPU numbers
+  ATTNBENCH_CPU_AFFINITY  auto (default: on a CPU run, each benchmark process on the last THREADS
+                      of the CPUs it may use; a GPU run is not pinned) | none | a list "0,1" of CPUs
   ATTNBENCH_RING_WORLD_SIZES  e.g. "1,2" (default: "1" for quick; "1,2" on CPU; 1..GPUs on CUDA)
 """
 from __future__ import annotations
@@ -354,8 +354,13 @@ def cpu_affinity(allowed: set[int], n_threads: int, setting: str) -> set[int] | 
 def _pin_cpus() -> None:
     if not hasattr(os, "sched_setaffinity"):
         return  # not Linux: the OS gives no affinity control here
+    setting = os.environ.get("ATTNBENCH_CPU_AFFINITY", "auto")
+    if setting == "auto" and DEVICE == "cuda":
+        # A GPU run's host path is one Python thread; on the H200 VM, processes pinned to 8 of 16
+        # vCPUs ran host-bound sets up to 1.9x apart between runs (1-2% apart within a process).
+        return
     allowed = os.sched_getaffinity(0)
-    chosen = cpu_affinity(allowed, threads(), os.environ.get("ATTNBENCH_CPU_AFFINITY", "auto"))
+    chosen = cpu_affinity(allowed, threads(), setting)
     if chosen is not None:
         try:
             os.sched_setaffinity(0, chosen)
