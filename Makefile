@@ -18,7 +18,7 @@ MACHINE ?= $(shell [ -f tools/machine.py ] && $(PYTHON) -m tools.machine --print
 ASV_RUN_ARGS = --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 export ATTNBENCH_PROFILE = $(PROFILE)
 
-.PHONY: all setup bench noise publish preview compare find test
+.PHONY: all setup bench noise publish preview compare find test test-gpu
 
 all: setup bench publish  ## the main job on a fresh clone: set up, benchmark recent commits, publish
 
@@ -47,6 +47,9 @@ find:  ## bisect GOOD..BAD for the commit that slowed BENCH down
 
 test: .venv/.test-deps  ## the whole test suite (CI runs exactly this)
 	$(PYTHON) -m pytest -x -q
+
+test-gpu:  ## the GPU suite on a CUDA machine (fails without one); log in results/gpu-tests/
+	PYTHON=$(PYTHON) scripts/gpu_tests.sh $(COMMIT)
 
 .venv/.test-deps: requirements.txt requirements-test.txt
 	[ -x $(PYTHON) ] || python3.11 -m venv .venv

@@ -63,7 +63,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _driver(tmp_profile: Path):
+def driver(tmp_profile: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -91,7 +91,7 @@ def view_site(html_dir: Path, benchmark: str | None = None, screenshot: Path | N
         raise FileNotFoundError(f"{html_dir}/index.html not found: run `asv publish` first")
     view = SiteView()
     with serve(html_dir) as base, tempfile.TemporaryDirectory(dir=profile_dir) as profile:
-        browser = _driver(Path(profile))
+        browser = driver(Path(profile))
         wait = WebDriverWait(browser, timeout_s)
         try:
             browser.get(f"{base}/index.html#/summarylist")
@@ -102,10 +102,10 @@ def view_site(html_dir: Path, benchmark: str | None = None, screenshot: Path | N
             browser.get(f"{base}/index.html#{view.graph_benchmark}")
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#main-graph canvas.flot-base")))
             try:  # the graph's data arrive after its axes are drawn
-                WebDriverWait(browser, timeout_s / 3).until(lambda b: _graph_points(b) > 0)
+                WebDriverWait(browser, timeout_s / 3).until(lambda b: count_graph_points(b) > 0)
             except TimeoutException:
                 pass
-            view.graph_points = _graph_points(browser)
+            view.graph_points = count_graph_points(browser)
             view.graph_rendered = view.graph_points > 0
             if screenshot:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -121,12 +121,31 @@ def view_site(html_dir: Path, benchmark: str | None = None, screenshot: Path | N
     return view
 
 
+def screenshot_page(html_dir: Path, page: str, path: Path, width: int = 1400, height: int | None = None,
+                    profile_dir: Path | None = None) -> list[str]:
+    """Save a PNG of ``html_dir/page``, ``height`` pixels of it (default: as tall as the page);
+    returns the browser's error log lines."""
+    import tempfile
+
+    with serve(html_dir) as base, tempfile.TemporaryDirectory(dir=profile_dir) as profile:
+        browser = driver(Path(profile))
+        try:
+            browser.get(f"{base}/{page}")
+            height = height or browser.execute_script("return document.documentElement.scrollHeight;")
+            browser.set_window_size(width, int(height) + 140)  # + the window's own chrome
+            path.parent.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(path))
+            return [e["message"] for e in browser.get_log("browser") if "favicon" not in e["message"]]
+        finally:
+            browser.quit()
+
+
 def _first_benchmark_id(browser) -> str:
     return browser.execute_script(
         "return Object.keys($.asv.main_json.benchmarks).sort()[0];")
 
 
-def _graph_points(browser) -> int:
+def count_graph_points(browser) -> int:
     """Points flot plotted in the main graph (an axes-only graph has none)."""
     return int(browser.execute_script("""
         const plot = $('#main-graph').data('plot');
@@ -142,7 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html_dir", type=Path, nargs="?", default=Path("html"))
     parser.add_argument("--benchmark", help="benchmark id to graph (default: first in the list)")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the graph page here")
+    parser.add_argument("--page", help="only save a PNG of this page (e.g. overview.html) to --screenshot")
+    parser.add_argument("--size", default="1400x0", help="--page's window WIDTHxHEIGHT in pixels "
+                                                         "(height 0: the whole page)")
     args = parser.parse_args(argv)
+    if args.page:
+        if not args.screenshot:
+            parser.error("--page needs --screenshot")
+        width, _, height = args.size.partition("x")
+        for err in screenshot_page(args.html_dir, args.page, args.screenshot, int(width), int(height or 0) or None):
+            print("browser error:", err)
+        print(f"wrote {args.screenshot}")
+        return 0
     try:
         view = view_site(args.html_dir, args.benchmark, args.screenshot)
     except (RuntimeError, FileNotFoundError) as exc:

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tools.lib.errors import ToolError
-from tools.publish import merge_saved_definitions
+from tools.publish import build_site, merge_saved_definitions, swap_in
 
 
 def definition(seq_lens, dtypes):
@@ -75,3 +75,59 @@ def test_rises_of_higher_is_better_benchmarks_leave_the_regressions_page_and_fee
     text = (html / "regressions.xml").read_text()
     assert "TimeForward" in text and "LargestFit" not in text
     assert drop_backwards_regressions(html, tmp_path / "benchmarks.json") == 0  # nothing left to drop
+
+
+def published_site(tmp_path):
+    """(results dir with one machine, an existing html/ whose every file a test can compare)."""
+    results, html = tmp_path / "results", tmp_path / "html"
+    (results / "gpu").mkdir(parents=True)
+    (results / "benchmarks.json").write_text(json.dumps({"version": 2}))
+    (results / "gpu" / "machine.json").write_text(json.dumps({"machine": "gpu", "version": 1}))
+    (html / "graphs").mkdir(parents=True)
+    (html / "index.html").write_text("<html>the site as published before</html>")
+    (html / "graphs" / "a.json").write_text("[[1, 2.0]]")
+    return results, html
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_unreadable_machine_file_leaves_the_published_site_untouched(tmp_path):
+    results, html = published_site(tmp_path)
+    before = snapshot(html)
+    (results / "gpu" / "machine.json").write_text("{not json")
+    with pytest.raises(ToolError, match=r"gpu/machine.json"):
+        build_site(tmp_path / "asv.conf.json", results, html)
+    assert snapshot(html) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["html", "results"]  # no half-built site left
+
+
+def test_a_failing_step_leaves_the_published_site_untouched(tmp_path, monkeypatch):
+    import tools.publish
+
+    results, html = published_site(tmp_path)
+    before = snapshot(html)
+    written = []
+
+    def asv_publish_fails(step, command):
+        new = command[command.index("--html-dir") + 1]
+        (tmp_path / new / "index.html").write_text("half a site")  # what a step left when it failed
+        written.append(new)
+        raise ToolError(f"{step} failed (exit status 1); the published site is unchanged")
+
+    monkeypatch.setattr(tools.publish, "_run", asv_publish_fails)
+    with pytest.raises(ToolError, match="asv publish failed"):
+        build_site(tmp_path / "asv.conf.json", results, html)
+    assert written and snapshot(html) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["html", "results"]
+
+
+def test_swap_in_replaces_the_whole_site(tmp_path):
+    _, html = published_site(tmp_path)
+    new = tmp_path / ".html-new"
+    new.mkdir()
+    (new / "index.html").write_text("new site")
+    swap_in(new, html)
+    assert snapshot(html) == {html.joinpath("index.html").relative_to(html): b"new site"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["html", "results"]

@@ -54,13 +54,18 @@ def git(repo: str, *args: str) -> str:
     return done.stdout.strip()
 
 
+def check_range_form(range_spec: str) -> None:
+    """ToolError unless ``range_spec`` reads FROM..TO (two revisions, neither an option)."""
+    ends = range_spec.split("..")
+    if len(ends) != 2 or not all(ends) or "..." in range_spec or any(e.startswith(("^", "-")) for e in ends):
+        raise ToolError(f"commit range {range_spec!r} is not FROM..TO (e.g. HEAD~20..HEAD); "
+                        "a single commit would search all of its history")
+
+
 def check_range(repo: str, range_spec: str) -> list[str]:
     """The commits asv find will search; ToolError if ``range_spec`` is not FROM..TO, does not resolve
     or holds fewer than two commits (a bare commit would be all of history, down to the root)."""
-    ends = range_spec.split("..")
-    if len(ends) != 2 or not all(ends) or range_spec.count("...") or any(e.startswith(("^", "-")) for e in ends):
-        raise ToolError(f"commit range {range_spec!r} is not FROM..TO (e.g. HEAD~20..HEAD); "
-                        "a single commit would search all of its history")
+    check_range_form(range_spec)
     if not os.path.isdir(repo):
         raise ToolError(f"repository {repo} (from the asv config's \"repo\") does not exist")
     done = subprocess.run(["git", "-C", repo, "rev-list", "--first-parent", range_spec, "--"],
@@ -187,13 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-ratio", type=cli.ratio_at_least_one, default=1.05,
                         help="smallest slowdown that counts as a step (default: %(default)s)")
     args = parser.parse_args(argv)
+    check_range_form(args.range)
     if smallest_p(args.rounds) >= args.alpha:
         parser.error(f"--rounds {args.rounds} can never reach p < {args.alpha} (the test counts rounds); "
                      f"use more rounds")
     if not os.path.isfile(args.config):
         raise ToolError(f"asv config {args.config} not found")
     args.config = os.path.abspath(args.config)
-    conf = Config.load(args.config)  # asv's UserError names a config it cannot read
+    try:
+        conf = Config.load(args.config)
+    except Exception as exc:  # asv reports a bad config as json5's, asv's or a plain Python error
+        raise ToolError(f"asv config {os.path.relpath(args.config)} is not readable "
+                        f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
     conf_dir = os.path.dirname(args.config)
     repo = os.path.join(conf_dir, conf.repo)
     results_dir = os.path.join(conf_dir, conf.results_dir)

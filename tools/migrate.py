@@ -338,8 +338,13 @@ def migrate(args: argparse.Namespace) -> int:
     inputs = find_inputs(args.paths)
     if not inputs:
         raise ToolError("no legacy .json files found in the given paths")
-    machine_params = ensure_machine_json(args.results_dir, args.machine, os.path.expanduser(args.machine_file),
-                                         args.dry_run)
+    # Every file this run reads or merges into is checked before anything is written.
+    benchmarks_json = Benchmarks.get_benchmark_file_path(args.results_dir)
+    if os.path.exists(benchmarks_json):
+        _read_json(benchmarks_json, "asv benchmarks.json", Benchmarks.api_version)
+    machine_file = os.path.expanduser(args.machine_file)
+    machine_params = ensure_machine_json(args.results_dir, args.machine, machine_file, dry_run=True)
+    machine_written = args.dry_run
     prefix = "[dry run] " if args.dry_run else ""
     all_params, failed = [], 0
     for path in inputs:
@@ -359,6 +364,9 @@ def migrate(args: argparse.Namespace) -> int:
         results, notes = build_results(entries, commit, machine_params, env_name_for(path), started)
         n_failed = sum(e.error is not None for e in entries)
         target = os.path.join(args.results_dir, result_path(results))
+        if not machine_written:  # written with the first result, not when every file is refused
+            ensure_machine_json(args.results_dir, args.machine, machine_file, dry_run=False)
+            machine_written = True
         status = "planned" if args.dry_run else _write_if_new(results, args.results_dir, args.force,
                                                                       failures(entries))
         if not status.startswith("kept"):

@@ -65,10 +65,17 @@ def _load_json(path: str, what: str, api_version: int | None = None):
         raise ToolError(f"{path} is not a readable {what} (not UTF-8 text: {exc.reason})") from None
 
 
+def check_results_dir(results_dir: str) -> None:
+    """ToolError unless ``results_dir`` is an existing directory."""
+    if not os.path.exists(results_dir):
+        raise ToolError(f"results directory {results_dir} does not exist")
+    if not os.path.isdir(results_dir):
+        raise ToolError(f"results directory {results_dir} is a file, not a directory")
+
+
 def load_benchmarks(results_dir: str) -> dict[str, dict]:
     """benchmarks.json of a results directory: {benchmark name: asv's definition}."""
-    if not os.path.isdir(results_dir):
-        raise ToolError(f"results directory {results_dir} does not exist")
+    check_results_dir(results_dir)
     path = Benchmarks.get_benchmark_file_path(results_dir)
     if not os.path.isfile(path):
         raise ToolError(f"{path} not found (run `asv run` or tools.migrate first)")
@@ -96,8 +103,7 @@ def machine_facts(machine_dir: str) -> dict:
 def machine_dirs(results_dir: str) -> list[str]:
     """The machine directories under ``results_dir`` (those holding a machine.json or result files),
     each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one."""
-    if not os.path.isdir(results_dir):
-        raise ToolError(f"results directory {results_dir} does not exist")
+    check_results_dir(results_dir)
     found = []
     for entry in sorted(os.listdir(results_dir)):
         folder = os.path.join(results_dir, entry)
