@@ -41,18 +41,26 @@ from tools.lib.series import machine_dirs
 from tools.lib.site_regressions import drop_backwards_regressions
 
 
+def _json_object(path: Path) -> dict:
+    """A JSON object of benchmark definitions from ``path``; ToolError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ToolError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} does not hold a JSON object of benchmark definitions")
+    return data
+
+
 def merge_saved_definitions(results_dir: Path) -> list[str]:
     """Merge results/benchmarks-*.saved into benchmarks.json; return the names added or widened."""
     target = results_dir / "benchmarks.json"
     if not target.is_file():
         raise ToolError(f"{target} not found: run `asv run` first")
-    merged = json.loads(target.read_text())
+    merged = _json_object(target)
     changed = []
     for saved in sorted(results_dir.glob("benchmarks-*.saved")):
-        try:
-            definitions = json.loads(saved.read_text())
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"{saved} is not valid JSON ({exc})") from None
+        definitions = _json_object(saved)
         for name, definition in definitions.items():
             if name not in merged:
                 merged[name] = definition
