@@ -102,14 +102,20 @@ def machine_facts(machine_dir: str) -> dict:
     return data
 
 
+# Folders of results/ that the suite's tools write and that hold no asv results (noise floors,
+# confirmations of regressions, run logs); asv skips them too, having no machine.json there.
+NOT_MACHINE_DIRS = frozenset({"noise", "confirmations", "logs"})
+
+
 def machine_dirs(results_dir: str) -> list[str]:
     """The machine directories under ``results_dir`` (those holding a machine.json or result files),
-    each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one."""
+    each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one.
+    ``NOT_MACHINE_DIRS`` are not machines."""
     check_results_dir(results_dir)
     found = []
     for entry in sorted(os.listdir(results_dir)):
         folder = os.path.join(results_dir, entry)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) or entry in NOT_MACHINE_DIRS:
             continue
         files = [f for f in os.listdir(folder) if f.endswith(".json")]
         if files:
