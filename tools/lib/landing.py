@@ -184,7 +184,10 @@ def _headline_table(section: MachineSection, floors: dict | None = None) -> str:
         if floors:
             floor = floors.get((row.time.benchmark, tuple(p.strip("'") for p in row.time.params)))
             mde = _figure_or_dash(None if floor is None else 100 * floor.mde, ".1f")
-            cells.append(f'<td class="num noise-floor">{"±" + mde + "%" if mde != "—" else mde}</td>')
+            shown = "±" + mde + "%" if mde != "—" else mde
+            if floor is not None and not floor.stable:
+                shown += " (unstable)"
+            cells.append(f'<td class="num noise-floor">{shown}</td>')
         cells.append(_cell(_ratio(row.ratio), "ratio", baseline.time, row.time, newest=newest)
                      if row.ratio is not None else NA)
         if row.tflops:
