@@ -311,11 +311,10 @@ FAILING = [
          [write("conf.json", json.dumps({"version": 1, "project": "x", "repo": "gone", "results_dir": "r"}))]),
     # simulate
     Case("simulate", ["--trials", "0"], 2, "positive integer"),
-    Case("simulate", ["--alpha", "5"], 2, "probability between 0 and 1"),
-    Case("simulate", ["--commits", "1"], 2, "at least 2"),
-    Case("simulate", ["--step-at", "0"], 2, "between 1 and --commits - 1"),
-    Case("simulate", ["--step-at", "20"], 2, "between 1 and --commits - 1"),
-    Case("simulate", ["--samples", "many"], 2, "not an integer"),
+    Case("simulate", ["--trials", "many"], 2, "not an integer"),
+    Case("simulate", ["--plants=-1"], 2, "positive integer"),
+    Case("simulate", ["--speed", "--speed-commits", "1"], 2, "at least 2"),
+    Case("simulate", ["--speed-benchmarks", "0"], 2, "positive integer"),
     # publish: fails before the site is touched
     Case("publish", ["--results", "results", "--html", "html"], 1, "machine.json",
          [write(f"results/{MACHINE}/machine.json", "{oops")]),
@@ -323,6 +322,10 @@ FAILING = [
     Case("publish", ["--results", "no_results", "--html", "html"], 1, "does not exist"),
     Case("publish", ["--results", "results", "--html", "html"], 1, "not valid JSON",
          [write("results/benchmarks-other.saved", '{"x": ')]),
+    Case("publish", ["--results", "results", "--html", "html"], 1, "benchmarks-other.saved",
+         [write("results/benchmarks-other.saved", "[1, 2]")]),
+    Case("publish", ["--results", "results", "--html", "html"], 1, "benchmarks.json",
+         [truncate("results/benchmarks.json")]),
 ]
 for _case in FAILING:
     _case.id = f"{_case.tool}: {' '.join(_case.argv)}" + (f" [{len(_case.corrupt)} corrupt]" if _case.corrupt else "")
@@ -467,6 +470,44 @@ def test_nan_values_are_missing_values_not_errors(ws, capsys):
     assert code == 0 and "warning" not in err and "Cannot judge" not in out
 
 
+# --- publish: the site is built beside html/ and swapped in only when complete -----------------
+
+def _site_config(ws: Path) -> Path:
+    config = ws / "site.conf.json"
+    config.write_text(json.dumps({"version": 1, "project": "attnbench", "repo": str(ROOT), "dvcs": "git",
+                                  "branches": ["main"], "results_dir": "results", "html_dir": "html",
+                                  "environment_type": "virtualenv"}))
+    return config
+
+
+def test_publish_failing_halfway_leaves_the_published_site_as_it_was(ws, capsys, monkeypatch):
+    config = _site_config(ws)
+    before = _tree_digest(ws)
+
+    def asv_publish_that_dies(command, *args, **kwargs):
+        html_dir = Path(command[command.index("--html-dir") + 1])
+        (html_dir / "index.html").write_text("half a site")  # what a crash mid-publish leaves
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(publish.subprocess, "run", asv_publish_that_dies)
+    code, _, err = invoke("publish", ["--config", str(config), "--results", "results", "--html", "html"], capsys)
+    assert_one_clean_error(code, err, 1, "asv publish failed")
+    assert _tree_digest(ws) == before  # the old site, and no half-built copy beside it
+
+
+@pytest.mark.slow
+def test_publish_with_a_zero_value_publishes_and_warns(ws):
+    set_value(0.0)(ws)
+    config = _site_config(ws)
+    done = subprocess.run([sys.executable, "-m", "tools.publish", "--config", str(config), "--results", "results",
+                           "--html", "html"], cwd=ws, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "warning: cannot judge" in done.stderr
+    assert (ws / "html" / "index.json").is_file() and (ws / "html" / "badges" / "regressions.svg").is_file()
+    assert not (ws / "html" / "index.html").read_text().startswith("<html>the published site")
+
+
 # --- writes: temporary file and rename ------------------------------------------------------------
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
@@ -511,7 +552,7 @@ PROGRAMS = [
     (["tools.bisect", "HEAD", "bench"], 1, "is not FROM..TO"),
     (["tools.badges", "--results", "results", "--report", "missing.json"], 1, "not found"),
     (["tools.machine", "--path", "garbage.json"], 1, "not a readable asv machine file"),
-    (["tools.simulate", "--alpha", "5"], 2, "probability"),
+    (["tools.simulate", "--trials", "0"], 2, "positive integer"),
 ]
 
 

@@ -183,10 +183,10 @@ def test_unknown_sdpa_backend_on_this_device_is_a_skip():
 def test_profiles_and_bad_settings():
     quick = COMMON.select_profile("quick", "cpu")
     assert COMMON.select_profile("standard", "cpu").seq_lens != COMMON.select_profile("standard", "cuda").seq_lens
-    assert max(quick.seq_lens) <= 2048 and quick.repeat[1] <= 3
+    assert max(quick.seq_lens) <= 2048 and quick.repeat[1] <= 4
     full = COMMON.select_profile("full", "cuda")
     assert full.dtypes == ("bfloat16",) and full.heads == (12,) and full.head_dims == (64,)
-    assert full.largest_fit_cap == 16 * 2 ** 20 and min(full.seq_lens) == 4096 and max(full.seq_lens) == 32768
+    assert full.largest_fit_cap >= 32 * 2 ** 20 and min(full.seq_lens) == 4096 and max(full.seq_lens) == 32768
     with pytest.raises(ValueError, match="ATTNBENCH_PROFILE"):
         COMMON.select_profile("fastest", "cpu")
     with _env(ATTNBENCH_DEVICE="tpu"), pytest.raises(ValueError, match="ATTNBENCH_DEVICE"):
@@ -260,10 +260,30 @@ def test_largest_fitting_bisects_past_the_last_power_of_two():
     largest_fitting = MODULES["bench_capacity"].largest_fitting
     attempt, tried = _fake_gpu(memory_limit=12_600_000)
     best, result = largest_fitting(attempt, 4096, 16 * 2 ** 20, limit_s=2.0)
-    step = 2 ** 23 // 16
-    assert best % step == 0 and best <= 12_600_000 < best + step  # within 1/16 of 8M below the limit
-    assert best == 12 * 2 ** 20 and result.fits
-    assert len([n for n in tried if n > 12_600_000]) <= 5  # one failed doubling + log2(16) bisection steps
+    step = 2 ** 23 // 64
+    assert best % step == 0 and best <= 12_600_000 < best + step  # within 1/64 of 8M below the limit
+    assert result.fits and 12_600_000 * 0.98 <= best
+    assert len([n for n in tried if n > 12_600_000]) <= 7  # one failed doubling + log2(64) bisection steps
+
+
+@pytest.mark.parametrize("memory_limit", [23_068_672, 24_300_000, 16 * 2 ** 20 + 1, 2 ** 25 - 1])
+def test_largest_fitting_ends_within_two_percent_of_the_memory_limit(memory_limit):
+    """An H200 holds q, k, v and out for ~24.3M tokens (bf16, 12 heads, head_dim 64): the search
+    must not stop at the last power of two, and every length it tries is a multiple of 8192 (the
+    longest segment), which an implementation would otherwise decline."""
+    bench_capacity = MODULES["bench_capacity"]
+    attempt, tried = _fake_gpu(memory_limit=memory_limit)
+    best, result = bench_capacity.largest_fitting(attempt, 4096, 64 * 2 ** 20, limit_s=2.0)
+    assert result.fits and memory_limit * 0.98 <= best <= memory_limit
+    assert all(n % 8192 == 0 for n in tried if n >= 8192)
+    assert len(tried) <= 14 + 7  # doublings from 4096 to 64M + log2(64) bisection steps
+
+
+def test_refine_step_is_a_power_of_two_multiple_of_start_and_at_most_a_64th():
+    refine_step = MODULES["bench_capacity"].refine_step
+    assert refine_step(4096, 4096) == 4096  # never below start
+    assert refine_step(4096, 16 * 2 ** 20) == 2 ** 18
+    assert refine_step(3000, 3000 * 2 ** 10) == 3000 * 16
 
 
 def test_largest_fitting_stops_before_a_call_that_could_pass_the_time_limit():

@@ -35,7 +35,7 @@ from ._shared import (HALF_DTYPES, HEAD_DIMS, LOG2E, BoundLaunch, CachedLauncher
                       online_softmax, signature, softmax_scale, tl, triton, unit_last_stride)
 
 __all__ = ["available", "check", "plan", "attention", "forward", "backward", "DilatedPlan",
-           "KernelConfig", "FWD_CONFIGS", "BWD_CONFIGS"]
+           "KernelConfig", "FWD_CONFIGS", "BWD_CONFIGS", "FWD_TUNED", "BWD_TUNED"]
 
 
 def available(*, device: torch.device | str, dtype: torch.dtype, head_dim: int,
@@ -366,8 +366,21 @@ def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_hea
     return _head_tables[key]
 
 
-def _default_config(table: dict[int, KernelConfig], head_dim: int) -> KernelConfig:
-    return _INTERPRET_CONFIG if interpreting() else table[head_dim]
+# Tiles tuned per shape bucket, where they beat the per-head_dim default: (head_dim, causal) ->
+# ((up to this many tokens, batch * seq_len, config), ...) in increasing order; longer inputs
+# take the last entry.
+FWD_TUNED: dict[tuple[int, bool], tuple[tuple[int, KernelConfig], ...]] = {}
+BWD_TUNED: dict[tuple[int, bool], tuple[tuple[int, KernelConfig], ...]] = {}
+
+
+def _default_config(table: dict[int, KernelConfig], tuned: dict, head_dim: int, causal: bool,
+                    tokens: int) -> KernelConfig:
+    if interpreting():
+        return _INTERPRET_CONFIG
+    buckets = tuned.get((head_dim, causal))
+    if not buckets:
+        return table[head_dim]
+    return next((cfg for limit, cfg in buckets if tokens <= limit), buckets[-1][1])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -488,7 +501,10 @@ class DilatedPlan:
                  lse: torch.Tensor, dout: torch.Tensor):
         """One fused backward launch; ``out`` and ``dout`` contiguous. Returns contiguous
         (dq, dk, dv) shaped like q, k, v."""
-        dq, dk, dv = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+        # empty_like: about half the host time of torch.empty(shape, device=, dtype=).
+        fmt = torch.contiguous_format
+        dq, dk, dv = (torch.empty_like(q, memory_format=fmt), torch.empty_like(k, memory_format=fmt),
+                      torch.empty_like(v, memory_format=fmt))
         self._bwd[dout.data_ptr() % 16 == 0](q, k, v, out, dout, dq, dk, dv, lse, *self.tables,
                                               *self.bwd_scalars)
         return dq, dk, dv
@@ -520,10 +536,11 @@ def plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[i
     ``zero_fill=False`` memsets the output instead of zeroing uncovered rows in the kernel.
     ``segments`` are used as given: cap them at seq_len before calling, as the spec does."""
     segments, rates = check(q, k, v, segments, rates, scale)
-    d = q.shape[-1]
-    return DilatedPlan(q, k, v, segments, rates, bool(causal), softmax_scale(d, scale),
-                       config or _default_config(FWD_CONFIGS, d),
-                       backward_config or _default_config(BWD_CONFIGS, d), zero_fill)
+    d, tokens, causal = q.shape[-1], q.shape[0] * q.shape[1], bool(causal)
+    return DilatedPlan(q, k, v, segments, rates, causal, softmax_scale(d, scale),
+                       config or _default_config(FWD_CONFIGS, FWD_TUNED, d, causal, tokens),
+                       backward_config or _default_config(BWD_CONFIGS, BWD_TUNED, d, causal, tokens),
+                       zero_fill)
 
 
 def _cached(q, k, v, segments, rates, causal, scale, config=None, backward_config=None,
