@@ -1,7 +1,7 @@
 """Plant deliberate bugs one at a time and check that the tests catch each.
 
 Each mutation replaces one exact piece of source text (it must occur exactly once) in a fresh
-clone of the repository's HEAD, then runs the tests aimed at it there; "caught" means those
+clone of the repository's HEAD (a plain copy of the tree where there is no ``.git``), then runs the tests aimed at it there; "caught" means those
 tests failed. The checkout itself is never modified. Mutations of CUDA-only code are listed
 with ``gpu=True`` and run only with ``--gpu`` (on a CUDA machine).
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -174,7 +175,11 @@ MUTATIONS = [
 
 
 def _clone(tmp: Path) -> Path:
+    """HEAD's files in ``tmp/repo``: a git clone, or a plain copy where there is no .git (the GPU box)."""
     work = tmp / "repo"
+    if not (ROOT / ".git").exists():
+        shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".asv", "html", "__pycache__"))
+        return work
     subprocess.run(["git", "clone", "-q", "--shared", str(ROOT), str(work)], check=True)
     subprocess.run(["git", "-C", str(work), "checkout", "-q", "-B", "main"], check=True)  # asv publishes "main"
     return work
