@@ -39,7 +39,7 @@ from typing import Optional
 from tools import cli
 from tools.lib import noise
 from tools.lib.errors import ToolError
-from tools.lib.files import write_text_atomic
+from tools.lib.files import check_writable, write_text_atomic
 
 
 def say(message: str) -> None:
@@ -207,6 +207,7 @@ def _write(path: Optional[str], text: str) -> None:
     if path is None:
         sys.stdout.write(text)
         return
+    check_writable(path, make_parents=True)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_text_atomic(path, text)
     say(f"wrote {path}")
@@ -283,6 +284,7 @@ def _result_name(path: str) -> str:
 def cmd_floor(args: argparse.Namespace) -> int:
     check_profile(args.profile)
     _refuse_existing([args.output], args.replace)
+    check_writable(args.output, make_parents=True)
     document = floor_from_files(args.runs, args.profile)
     noise.write_noise_file(args.output, document)
     say(f"wrote {args.output}")
@@ -323,9 +325,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     profile_default = os.environ.get("ATTNBENCH_PROFILE", "quick")
 
     m = sub.add_parser("measure", help="run asv RUNS times at one commit; write the noise file and two-run table")
-    m.add_argument("--runs", type=int, default=3, help="separate asv runs (default: %(default)s)")
+    m.add_argument("--runs", type=cli.positive_int, default=3, help="separate asv runs (default: %(default)s)")
     m.add_argument("--commit", default="HEAD", help="commit to measure (default: %(default)s)")
-    m.add_argument("--bench", action="append", default=[], help="asv --bench regex (repeatable; default: all)")
+    m.add_argument("--bench", action="append", default=[], type=cli.regex,
+                   help="asv --bench regex (repeatable; default: all)")
     m.add_argument("--profile", default=profile_default, help="ATTNBENCH_PROFILE (default: %(default)s)")
     m.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
     m.add_argument("-E", "--environment", action="append", default=[], help="asv environment (passed to asv)")
@@ -351,7 +354,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     c = sub.add_parser("compare", help="two-run table (markdown) of two result files of one commit")
     c.add_argument("first")
     c.add_argument("second")
-    c.add_argument("--bench", action="append", default=[], help="only benchmarks matching (repeatable)")
+    c.add_argument("--bench", action="append", default=[], type=cli.regex, help="only benchmarks matching (repeatable)")
     c.add_argument("--params", help="only sets whose asv param strings, joined by ', ', match this regex")
     c.add_argument("--output", help="write here instead of stdout")
     c.add_argument("--title", help="the table's title")
