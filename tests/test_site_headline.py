@@ -41,6 +41,7 @@ def machine_dir(tmp_path):
     folder = tmp_path / "gpu"
     folder.mkdir()
     shutil.copy(REAL / "machine.json", folder / "machine.json")
+    shutil.copy(REAL.parent / "benchmarks.json", tmp_path / "benchmarks.json")
     return folder
 
 
