@@ -23,7 +23,7 @@ from typing import Callable
 import pytest
 from git_helpers import git
 
-from tools import badges, bisect, cli, machine, migrate, publish, report, simulate, summary
+from tools import badges, bisect, cli, machine, migrate, noise, publish, report, simulate, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "results"
@@ -140,7 +140,7 @@ def legacy(name: str, data) -> Callable[[Path], None]:
 # --- running a case -----------------------------------------------------------------------------
 
 COMMANDS = {"report": report, "badges": badges, "bisect": bisect, "machine": machine, "migrate": migrate,
-            "publish": publish, "simulate": simulate, "summary": summary}
+            "noise": noise, "publish": publish, "simulate": simulate, "summary": summary}
 
 
 @dataclass
@@ -178,7 +178,9 @@ def run_case(case: Case, ws: Path, capsys) -> tuple[int, str, str]:
     for corrupt in case.corrupt:
         corrupt(ws)
     before = _tree_digest(ws)
-    argv = [a.replace("{ws}", str(ws)) for a in case.argv]
+    files = _result_files(ws)
+    argv = [a.replace("{ws}", str(ws)).replace("{r0}", str(files[0])).replace("{r1}", str(files[1]))
+            for a in case.argv]
     code, out, err = invoke(case.tool, argv, capsys)
     assert _tree_digest(ws) == before, f"{case.tool} {argv} changed files on disk"
     return code, out, err
@@ -315,6 +317,22 @@ FAILING = [
     Case("simulate", ["--plants=-1"], 2, "positive integer"),
     Case("simulate", ["--speed", "--speed-commits", "1"], 2, "at least 2"),
     Case("simulate", ["--speed-benchmarks", "0"], 2, "positive integer"),
+    # noise (the steps that read kept result files; measuring needs asv runs)
+    Case("noise", ["compare", "nope.json", "nope2.json"], 1, "not an asv result file"),
+    Case("noise", ["compare", "g.json", "g.json"], 1, "not an asv result file", [write("g.json", "{")]),
+    Case("noise", ["compare", "{r0}", "{r0}", "--bench", "("], 2, "not a valid regular expression"),
+    Case("noise", ["compare", "{r0}", "{r0}", "--params", "["], 1, "not a regular expression"),
+    Case("noise", ["compare", "{r0}", "{r0}", "--output", "a_file/t.md"], 1, "is a file, not a directory"),
+    Case("noise", ["compare", "{r0}", "{r1}"], 1, "not the same commit"),
+    Case("noise", ["summary", "g.json"], 1, "not a readable noise file", [write("g.json", "[")]),
+    Case("noise", ["summary", "g.json"], 1, "not a noise file", [write("g.json", "[]")]),
+    Case("noise", ["summary", "nope.json"], 1, "not a readable noise file"),
+    Case("noise", ["floor", "{r0}", "--output", "a_file/n.json"], 1, "is a file, not a directory"),
+    Case("noise", ["floor", "{r0}", "{r1}", "--output", "n.json"], 1, "one commit on one machine"),
+    Case("noise", ["floor", "{r0}", "--output", "a_file"], 1, "exists; pass --replace"),
+    Case("noise", ["measure", "--runs", "0"], 2, "positive integer"),
+    Case("noise", ["measure", "--bench", "*x"], 2, "not a valid regular expression"),
+    Case("noise", [], 2, "required"),
     # publish: fails before the site is touched
     Case("publish", ["--results", "results", "--html", "html"], 1, "machine.json",
          [write(f"results/{MACHINE}/machine.json", "{oops")]),
@@ -462,6 +480,38 @@ def test_a_truncated_result_file_is_skipped_by_name_and_the_rest_reported(ws, ca
         (warning,) = [line for line in err.splitlines() if line.startswith("warning: skipped")]
         assert name in warning and "not a readable asv result file" in warning
         assert out.strip()
+
+
+def replace_result(index: int, text: str) -> Callable[[Path], None]:
+    def corrupt(root: Path) -> None:
+        _result_files(root)[index].write_text(text)
+    return corrupt
+
+
+DAMAGED = [
+    ("value not a number", [set_value("fast")], "values that are not numbers left out"),
+    ("value a list", [set_value([1, 2])], "values that are not numbers left out"),
+    ("value true", [set_value(True)], "values that are not numbers left out"),
+    ("result file without keys", [replace_result(0, '{"version": 2}')], "not a readable asv result file"),
+    ("result file a list", [replace_result(0, "[]")], "not a readable asv result file"),
+    ("result file empty", [replace_result(0, "")], "not a readable asv result file"),
+    ("result file binary", [lambda root: _result_files(root)[0].write_bytes(b"\xff\xfe\x00")],
+     "not a readable asv result file"),
+]
+
+
+@pytest.mark.parametrize("corrupt, warning", [d[1:] for d in DAMAGED], ids=[d[0] for d in DAMAGED])
+def test_damaged_result_files_are_named_and_the_rest_reported(corrupt, warning, ws, capsys):
+    for damage in corrupt:
+        damage(ws)
+    before = _tree_digest(ws)
+    for tool, argv in (("report", R), ("report", [*R, "--detector", "asv"]), ("summary", [*R, "--machine", MACHINE]),
+                       ("badges", [*R, "--html", str(ws.parent / "site")])):
+        code, out, err = invoke(tool, argv, capsys)
+        assert code == 0 and "Traceback" not in err and "internal error" not in err, (tool, err)
+        if tool != "summary" or "result file" in warning:  # summary's tables skip a non-number value
+            assert any(line.startswith("warning: ") and warning in line for line in err.splitlines()), (tool, err)
+    assert _tree_digest(ws) == before
 
 
 def test_nan_values_are_missing_values_not_errors(ws, capsys):

@@ -183,3 +183,22 @@ def test_tool_refuses_the_gpu_profile_without_cuda_events(capsys):
     assert cli.run(noise_tool.main, ["measure", "--profile", "full"]) == 1
     err = capsys.readouterr().err
     assert "CUDA events" in err and err.count("\n") == 1
+
+
+def test_tool_summary_per_benchmark(tmp_path, capsys):
+    one = _asv_result_file(tmp_path / "one.json", [1.0, 1.1, 0.9], [2.0, 2.0, 2.1])
+    two = _asv_result_file(tmp_path / "two.json", [1.05, 1.1, 1.0], None)
+    out = tmp_path / "floor.json"
+    assert cli.run(noise_tool.main, ["floor", one, two, "--output", str(out), "--profile", "quick"]) == 0
+    assert cli.run(noise_tool.main, ["summary", str(out)]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| bench_time.T.time_x")]
+    assert row and row[0].split("|")[2:4] == [" 2 ", " 1 "]  # two sets, one failed in a run
+    (tmp_path / "bad.json").write_text('{"machine": "x"}')
+    assert cli.run(noise_tool.main, ["summary", str(tmp_path / "bad.json")]) == 1
+    assert "not a noise file" in capsys.readouterr().err
+
+
+def test_profile_check(capsys):
+    assert cli.run(noise_tool.main, ["check", "--profile", "quick"]) == 0
+    assert cli.run(noise_tool.main, ["check", "--profile", "tiny"]) == 1
+    assert capsys.readouterr().err == "error: unknown profile 'tiny'; expected one of full, quick, standard\n"

@@ -12,7 +12,10 @@ Usage::
         [--config asv.conf.json] [-E ENV] [--machine NAME] [--keep DIR] [--output FILE]
         [--table FILE] [--into-results] [--benchmark-dir DIR] [--no-floor] [--replace]
     python -m tools.noise floor RUN.json RUN.json ... --output FILE [--profile NAME]
-    python -m tools.noise compare RUN1.json RUN2.json [--bench REGEX] [--output FILE] [--title TEXT]
+    python -m tools.noise compare RUN1.json RUN2.json [--bench REGEX] [--params REGEX] [--output FILE]
+        [--title TEXT]
+    python -m tools.noise summary NOISE.json [--output FILE] [--title TEXT]
+    python -m tools.noise check [--profile NAME]      # one-line error if this machine cannot run it
 
 Defaults: the noise file ``results/noise/<machine>.json``, the runs' files in
 ``results/noise/runs/<machine>/``, the table ``results/noise/<machine>-two-runs.md``.
@@ -36,7 +39,7 @@ from typing import Optional
 from tools import cli
 from tools.lib import noise
 from tools.lib.errors import ToolError
-from tools.lib.files import write_text_atomic
+from tools.lib.files import check_writable, write_text_atomic
 
 
 def say(message: str) -> None:
@@ -181,13 +184,18 @@ def floor_from_files(paths: list[str], profile: str) -> dict:
 
 
 def table_from_files(first: str, second: str, bench: list[str], title: Optional[str],
-                     command: str) -> tuple[str, dict]:
+                     command: str, params: Optional[str] = None) -> tuple[str, dict]:
     (h1, a), (h2, b) = noise.read_run(first), noise.read_run(second)
     if h1["commit"] != h2["commit"] or h1["machine"] != h2["machine"]:
         raise ToolError(f"{first} and {second} are not the same commit on the same machine")
     patterns = [re.compile(r) for r in bench]
+    try:
+        wanted = re.compile(params) if params else None
+    except re.error as err:
+        raise ToolError(f"--params {params!r} is not a regular expression ({err})") from None
     rows = [r for r in noise.two_run_rows(a, b)
-            if not patterns or any(p.search(r.name) for p in patterns)]
+            if (not patterns or any(p.search(r.name) for p in patterns))
+            and (wanted is None or wanted.search(", ".join(r.params)))]
     notes = [f"Machine `{h1['machine']}`, commit `{h1['commit']}`; two separate `asv run "
              f"--record-samples` runs: `{os.path.basename(first)}`, `{os.path.basename(second)}`.",
              f"Made by `{command}`."]
@@ -199,6 +207,7 @@ def _write(path: Optional[str], text: str) -> None:
     if path is None:
         sys.stdout.write(text)
         return
+    check_writable(path, make_parents=True)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_text_atomic(path, text)
     say(f"wrote {path}")
@@ -275,6 +284,7 @@ def _result_name(path: str) -> str:
 def cmd_floor(args: argparse.Namespace) -> int:
     check_profile(args.profile)
     _refuse_existing([args.output], args.replace)
+    check_writable(args.output, make_parents=True)
     document = floor_from_files(args.runs, args.profile)
     noise.write_noise_file(args.output, document)
     say(f"wrote {args.output}")
@@ -285,8 +295,26 @@ def cmd_floor(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     command = "python -m tools.noise " + shlex.join(args.argv)
-    text, _ = table_from_files(args.first, args.second, args.bench, args.title, command)
+    text, _ = table_from_files(args.first, args.second, args.bench, args.title, command, args.params)
     _write(args.output, text)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    try:
+        with open(args.noise_file, encoding="utf-8") as fh:
+            document = json.load(fh)
+        text = noise.floor_markdown(document, args.title or f"Noise floor on {document['machine']}")
+    except (OSError, ValueError) as err:
+        raise ToolError(f"{args.noise_file}: not a readable noise file ({err})") from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ToolError(f"{args.noise_file}: not a noise file ({type(err).__name__}: {err})") from None
+    _write(args.output, text)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    check_profile(args.profile)
     return 0
 
 
@@ -297,9 +325,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     profile_default = os.environ.get("ATTNBENCH_PROFILE", "quick")
 
     m = sub.add_parser("measure", help="run asv RUNS times at one commit; write the noise file and two-run table")
-    m.add_argument("--runs", type=int, default=3, help="separate asv runs (default: %(default)s)")
+    m.add_argument("--runs", type=cli.positive_int, default=3, help="separate asv runs (default: %(default)s)")
     m.add_argument("--commit", default="HEAD", help="commit to measure (default: %(default)s)")
-    m.add_argument("--bench", action="append", default=[], help="asv --bench regex (repeatable; default: all)")
+    m.add_argument("--bench", action="append", default=[], type=cli.regex,
+                   help="asv --bench regex (repeatable; default: all)")
     m.add_argument("--profile", default=profile_default, help="ATTNBENCH_PROFILE (default: %(default)s)")
     m.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
     m.add_argument("-E", "--environment", action="append", default=[], help="asv environment (passed to asv)")
@@ -325,10 +354,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     c = sub.add_parser("compare", help="two-run table (markdown) of two result files of one commit")
     c.add_argument("first")
     c.add_argument("second")
-    c.add_argument("--bench", action="append", default=[], help="only benchmarks matching (repeatable)")
+    c.add_argument("--bench", action="append", default=[], type=cli.regex, help="only benchmarks matching (repeatable)")
+    c.add_argument("--params", help="only sets whose asv param strings, joined by ', ', match this regex")
     c.add_argument("--output", help="write here instead of stdout")
     c.add_argument("--title", help="the table's title")
     c.set_defaults(handler=cmd_compare)
+
+    s = sub.add_parser("summary", help="per-benchmark table (markdown) of a noise file")
+    s.add_argument("noise_file")
+    s.add_argument("--output", help="write here instead of stdout")
+    s.add_argument("--title", help="the table's title")
+    s.set_defaults(handler=cmd_summary)
+
+    k = sub.add_parser("check", help="exit 0 if this machine can run the profile, else a one-line error")
+    k.add_argument("--profile", default=profile_default, help="profile to check (default: %(default)s)")
+    k.set_defaults(handler=cmd_check)
 
     args = parser.parse_args(argv)
     args.argv = argv

@@ -52,7 +52,7 @@ from tools.lib.files import write_text_atomic
 __all__ = ["NoiseFloor", "SetNoise", "DetectorSettings", "detector_settings",
            "minimum_detectable_effect", "set_noise", "RunSets", "read_run", "noise_document",
            "write_noise_file", "noise_path", "load_noise_floors", "TwoRunRow", "two_run_rows",
-           "two_run_summary", "two_run_markdown"]
+           "two_run_summary", "two_run_markdown", "floor_markdown"]
 
 Key = tuple[str, tuple[str, ...]]  # (asv benchmark name, asv's param strings)
 RunSets = dict[Key, Optional[list[float]]]  # samples per set; None: the set failed in that run
@@ -323,4 +323,31 @@ def two_run_markdown(rows: Sequence[TwoRunRow], title: str, notes: Sequence[str]
         seconds = row.name.split(".")[-1].startswith("time_")
         lines.append(f"| {row.name} | {', '.join(p.strip(chr(39)) for p in row.params)} | "
                      f"{_human(row.first, seconds)} | {_human(row.second, seconds)} | {_pct(row.difference)} |")
+    return "\n".join(lines) + "\n"
+
+
+def floor_markdown(document: dict, title: str) -> str:
+    """Per benchmark of a noise file: sets, stable sets, median within- and between-run CV, median
+    and worst minimum detectable effect, and how many sets would show a 5% / 10% slowdown."""
+    detector = document.get("detector", {})
+    lines = [f"# {title}", "",
+             f"Machine `{document['machine']}`, commit `{document['commit']}`, {document['runs']} runs, "
+             f"profile `{document['profile']}`, measured {document['date']}. Minimum detectable effect: "
+             f"one commit against {detector.get('reference_commits', 1)} other, one-sided test at "
+             f"alpha {detector.get('alpha', 'n/a')}, power {detector.get('power', 'n/a')} "
+             f"(tools/lib/noise.py).", "",
+             "| benchmark | sets | stable | within CV | between CV | MDE median | MDE worst | MDE <= 5% | MDE <= 10% |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def med(values: list) -> float:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else math.nan
+
+    for name, entries in sorted(document["benchmarks"].items()):
+        mdes = [e["mde"] for e in entries if e["mde"] is not None]
+        lines.append(
+            f"| {name} | {len(entries)} | {sum(bool(e['stable']) for e in entries)} | "
+            f"{_pct(med([e['within_cv'] for e in entries]))} | {_pct(med([e['between_cv'] for e in entries]))} | "
+            f"{_pct(med(mdes))} | {_pct(max(mdes) if mdes else math.nan)} | "
+            f"{sum(m <= 0.05 for m in mdes)}/{len(entries)} | {sum(m <= 0.10 for m in mdes)}/{len(entries)} |")
     return "\n".join(lines) + "\n"
