@@ -205,7 +205,7 @@ def test_landing_numbers_equal_the_result_files(site, browser):
 def test_every_plot_renders(site, browser):
     from selenium.webdriver.common.by import By
 
-    html, _ = site
+    html, results = site
     with serve(html) as base:
         load(browser, f"{base}/overview.html")
         plots = browser.find_elements(By.CSS_SELECTOR, "svg.plot")
@@ -221,6 +221,18 @@ def test_every_plot_renders(site, browser):
                 p = point.rect
                 assert box["x"] <= p["x"] <= box["x"] + box["width"], (p, box)
                 assert box["y"] <= p["y"] <= box["y"] + box["height"], (p, box)
+        # each plot opens asv's graph, unless asv's site cannot show its results: then the page says so,
+        # and it is so (the results were measured by another version of the benchmark than the site's)
+        defined = json.loads((results / "benchmarks.json").read_text())[FORWARD]["version"]
+        for section in machines:
+            machine = section.get_attribute("id").removeprefix("machine-")
+            for figure in section.find_elements(By.CSS_SELECTOR, "figure:has(svg.plot)"):
+                if figure.find_elements(By.CSS_SELECTOR, "a.plot-link"):
+                    continue
+                assert figure.find_elements(By.CSS_SELECTOR, ".no-link"), (machine, figure.text)
+                versions = {dict(zip(d["result_columns"], d["results"][FORWARD]))["version"]
+                            for d in result_files(results, machine) if FORWARD in d["results"]}
+                assert defined not in versions, (machine, versions)
 
 
 def test_every_link_opens_an_asv_graph_with_points(site, browser):
@@ -235,7 +247,7 @@ def test_every_link_opens_an_asv_graph_with_points(site, browser):
         assert len(links) >= 4
         for url in links:
             errors = load(browser, url)
-            WebDriverWait(browser, 20).until(lambda b: count_graph_points(b) > 0)
+            WebDriverWait(browser, 20).until(lambda b: count_graph_points(b) > 0, message=f"no points: {url}")
             assert not errors, (url, errors)
         # asv's own navigation leads to the page; a bare index.html opens it
         load(browser, f"{base}/index.html#/summarylist")
