@@ -12,20 +12,26 @@ GOOD    ?= HEAD~20
 BAD     ?= HEAD
 BENCH   ?= bench_time.TimeForward.time_forward
 FACTOR  ?= 1.1
+RUNS    ?= 3
 MACHINE ?= $(shell [ -f tools/machine.py ] && $(PYTHON) -m tools.machine --print-name 2>/dev/null)
 
 ASV_RUN_ARGS = --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 export ATTNBENCH_PROFILE = $(PROFILE)
 
-.PHONY: all setup bench publish preview compare find test test-gpu
+.PHONY: all setup bench noise publish preview compare find test test-gpu
 
 all: setup bench publish  ## the main job on a fresh clone: set up, benchmark recent commits, publish
 
 setup: .venv/.test-deps  ## venv, requirements, pinned CPU torch, asv machine file
 	$(PYTHON) -m tools.machine
 
-bench:  ## asv run over RANGE with PROFILE (quick: seconds per commit)
-	$(ASV) run $(ASV_RUN_ARGS) $(RANGE)
+bench:  ## asv run over RANGE with PROFILE (quick: ~25 s per commit), samples kept, rounds interleaved
+	@$(PYTHON) -m tools.noise check --profile $(PROFILE)
+	$(ASV) run $(ASV_RUN_ARGS) --record-samples --interleave-rounds $(RANGE)
+
+noise:  ## noise floor of TARGET: RUNS separate asv runs -> results/noise/<machine>.json and a two-run table
+	$(PYTHON) -m tools.noise measure --runs $(RUNS) --commit $(TARGET) --profile $(PROFILE) \
+	  --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 
 publish:  ## results/ (all machines) -> static site in html/, assets local, badges
 	$(PYTHON) -m tools.publish --config $(CONFIG)
@@ -34,6 +40,7 @@ preview:  ## serve html/ on http://127.0.0.1:8080
 	$(ASV) preview --config $(CONFIG)
 
 compare:  ## BASE vs TARGET measured interleaved; fails when a benchmark got worse by FACTOR (its own direction)
+	@$(PYTHON) -m tools.noise check --profile $(PROFILE)
 	$(PYTHON) -m tools.compare $(BASE) $(TARGET) --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE)) --factor $(FACTOR)
 
 find:  ## the commit in GOOD..BAD that slowed BENCH down, confirmed by an interleaved re-measurement

@@ -100,9 +100,11 @@ def _noise_floors(results_dir: str, machine: str) -> dict:
     except ImportError:
         return {}
     try:
-        return load_noise_floors(results_dir, machine) or {}
+        floors = load_noise_floors(results_dir, machine) or {}
     except (OSError, ValueError, ToolError):
         return {}
+    # The noise file keeps asv's param strings ("'ImprovedDilatedAttention'"); series labels do not.
+    return {(name, tuple(str(p).strip("'") for p in params)): floor for (name, params), floor in floors.items()}
 
 
 def _params_of(series: Series) -> tuple[str, ...]:
