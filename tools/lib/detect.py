@@ -55,11 +55,15 @@ KEEP_SD = 3.0
 # A pair of samples whose spread exceeds this many within-commit sd holds an outlier: take the lower.
 PAIR_OUTLIER_SD = 6.0
 # Penalty (in units of squared t, like a boundary's) of explaining a history with a linear trend.
-TREND_PENALTY = 12.0
+TREND_PENALTY = 15.0
 # Simulated noise histories that measure how many independent tests a search is worth; pairs only
 # up to this many commits (beyond: Bonferroni, which is conservative).
 CALIBRATION_HISTORIES = 20000
 PAIR_CALIBRATION_MAX = 60
+# A step is a jump where it stands: the mean of up to this many commits after it against as many
+# before, in standard errors, at least LOCAL_Z (one-sided 1 %).
+LOCAL_WINDOW = 3
+LOCAL_Z = 2.33
 # Degrees of freedom the benchmark's measured noise floor is worth, pooled with the history's own.
 PRIOR_DF = 8.0
 
@@ -114,6 +118,7 @@ def detect_steps(
     if m < 3 or np.ptp(levels) == 0.0:
         return []
     found = _fit(levels, positions.astype(np.float64), alpha, prior_sd)
+    found = _local_jumps(levels, found)
     return _steps(commits, positions, levels, found, min_ratio)
 
 
@@ -559,6 +564,28 @@ def _fit(levels: np.ndarray, times: np.ndarray, alpha: float, prior_sd: Optional
     if slope == 0.0 or _cost(levels, times, found, slope, alpha) >= _cost(levels, times, plain, 0.0, alpha):
         return plain
     return found
+
+
+def _local_jumps(levels: np.ndarray, found: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The boundaries that are a jump where they stand: the ``LOCAL_WINDOW`` commits after a
+    boundary differ from the ones before it by ``LOCAL_Z`` standard errors (pooled residual sd of
+    the segments). A slow drift passes a segment test over many commits, but its neighbouring
+    commits barely differ; a step's do."""
+    if not found:
+        return found
+    bounds = [0, *[b for b, _ in found], len(levels)]
+    fit = _Fit(levels)
+    df = len(levels) - len(bounds) + 1
+    if df <= 0:
+        return found
+    sd = math.sqrt(fit.total_rss(bounds) / df)
+    kept = []
+    for i, (boundary, p_value) in enumerate(found):
+        w = min(LOCAL_WINDOW, boundary - bounds[i], bounds[i + 2] - boundary)
+        jump = levels[boundary:boundary + w].mean() - levels[boundary - w:boundary].mean()
+        if sd == 0.0 or abs(jump) / (sd * math.sqrt(2.0 / w)) >= LOCAL_Z:
+            kept.append((boundary, p_value))
+    return kept
 
 
 def _steps(commits: list[str], positions: np.ndarray, levels: np.ndarray, found: list[tuple[int, float]],
