@@ -60,6 +60,9 @@ TREND_PENALTY = 15.0
 # up to this many commits (beyond: Bonferroni, which is conservative).
 CALIBRATION_HISTORIES = 20000
 PAIR_CALIBRATION_MAX = 60
+# The longest excursion the pair search tries (longer ones are two single steps to it); every
+# excursion up to the calibrated history length.
+EXCURSION_MAX = PAIR_CALIBRATION_MAX
 # A step is a jump where it stands: the mean of up to this many commits after it against as many
 # before, in standard errors, at least LOCAL_Z (one-sided 1 %).
 LOCAL_WINDOW = 3
@@ -344,14 +347,15 @@ def _best_split(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments:
 
 def _best_pair(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: int,
                prior_sd: Optional[float]) -> Optional[tuple[int, int, float, int]]:
-    """(a, b, uncorrected p, pairs tried) of the segment [a, b) inside [lo, hi) (2+ commits, not
-    touching both ends) that differs most from the rest of [lo, hi)."""
+    """(a, b, uncorrected p, pairs tried) of the segment [a, b) inside [lo, hi) (2 to
+    ``EXCURSION_MAX`` commits, not touching both ends) that differs most from the rest of [lo, hi)."""
     n = hi - lo
     if n < 4:
         return None
-    a = np.arange(lo + 1, hi - 1)[:, None]
-    b = np.arange(lo + 2, hi)[None, :]
-    valid = b - a >= 2
+    a = np.arange(lo + 1, hi - 2)[:, None]
+    b = a + np.arange(2, EXCURSION_MAX + 1)[None, :]
+    valid = b <= hi - 1
+    b = np.minimum(b, hi - 1)
     inner_n = (b - a).astype(np.float64)
     inner_s = fit.s1[b] - fit.s1[a]
     inner_q = fit.s2[b] - fit.s2[a]
@@ -376,7 +380,7 @@ def _best_pair(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: 
     flat = int(np.argmax(t))
     i, j = divmod(flat, t.shape[1])
     tried = int(valid.sum())
-    return int(a[i, 0]), int(b[0, j]), float(_p_two_sided(t[i, j], dof)), tried
+    return int(a[i, 0]), int(b[i, j]), float(_p_two_sided(t[i, j], dof)), tried
 
 
 def _max_t_single(y: np.ndarray) -> np.ndarray:
@@ -423,7 +427,8 @@ def _tests_worth(m: int, kind: str, alpha: float) -> float:
     the same thing; the factor is measured on ``CALIBRATION_HISTORIES`` simulated histories with
     a fixed seed (deterministic), and never exceeds Bonferroni's.
     """
-    bonferroni = float(m - 1) if kind == "single" else float(max((m - 2) * (m - 3) // 2, 1))
+    bonferroni = float(m - 1) if kind == "single" else float(max(sum(
+        max(0, min(EXCURSION_MAX, m - 1 - a) - 1) for a in range(1, m - 2)), 1))
     if m < 4 or (kind == "pair" and m > PAIR_CALIBRATION_MAX):
         return bonferroni
     rng = np.random.default_rng(20260101 + m)
