@@ -120,8 +120,9 @@ def detect_steps(
     m = len(levels)
     if m < 3 or np.ptp(levels) == 0.0:
         return []
-    found = _fit(levels, positions.astype(np.float64), alpha, prior_sd)
-    found = _local_jumps(levels, found)
+    centred = levels - np.median(levels)  # prefix sums of squares stay accurate (logs of bytes are ~20)
+    found = _fit(centred, positions.astype(np.float64), alpha, prior_sd)
+    found = _local_jumps(centred, found)
     return _steps(commits, positions, levels, found, min_ratio)
 
 
@@ -583,7 +584,7 @@ def _local_jumps(levels: np.ndarray, found: list[tuple[int, float]]) -> list[tup
     df = len(levels) - len(bounds) + 1
     if df <= 0:
         return found
-    sd = math.sqrt(fit.total_rss(bounds) / df)
+    sd = math.sqrt(max(fit.total_rss(bounds), 0.0) / df)  # prefix sums can cancel to -1e-17
     kept = []
     for i, (boundary, p_value) in enumerate(found):
         w = min(LOCAL_WINDOW, boundary - bounds[i], bounds[i + 2] - boundary)
