@@ -96,6 +96,9 @@ MUTATIONS = [
       "return samples[0]",
       ("tests/test_benchmark_measures.py::test_median_time_runs_the_case_and_takes_the_median",),
       "median_ms returns the first (cold) sample"),
+    M("wall-batch-total-time", "benchmarks/timing.py", "            return (clock() - begin) / calls\n",
+      "            return clock() - begin\n", ("tests/test_timing.py", "tests/test_benchmarks.py::test_class_runs_with_smallest_params"),
+      "a CPU sample reports the whole batch's time, not the time per call"),
     # --- block-sparse pattern semantics
     M("global-columns-not-attended", "attention/block_sparse.py",
       "return (i[:, None] < tokens) | (i[None, :] < tokens)", "return (i[:, None] < tokens)",
