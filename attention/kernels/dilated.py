@@ -369,7 +369,7 @@ def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_hea
 # Tiles tuned per shape bucket, where they beat the per-head_dim default: (head_dim, causal) ->
 # ((up to this many tokens, batch * seq_len, config), ...) in increasing order; longer inputs
 # take the last entry. From the H200 sweep of scripts/gpu_kernel_probe.py (bf16, 12 heads,
-# results/probes/h200-kernel-probe-*.md): not causal, 128x64 tiles on 8 warps win from 16K up
+# docs/probes/h200-kernel-probe-2eb71a3.md): not causal, 128x64 tiles on 8 warps win from 16K up
 # (0.305 vs 0.315 ms at 32K; 64x64 still wins at 8K: 0.086 vs 0.092); causal at 4K, 64x64 with a
 # 4-stage pipeline (0.037 vs 0.043 ms). The causal backward is fastest with 64x64 at every
 # length (0.635 vs 0.639 ms at 32K, 0.099 vs 0.107 at 4K); not causal keeps 32x128.
