@@ -12,20 +12,25 @@ GOOD    ?= HEAD~20
 BAD     ?= HEAD
 BENCH   ?= bench_time.TimeForward.time_forward
 FACTOR  ?= 1.1
+RUNS    ?= 3
 MACHINE ?= $(shell [ -f tools/machine.py ] && $(PYTHON) -m tools.machine --print-name 2>/dev/null)
 
 ASV_RUN_ARGS = --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 export ATTNBENCH_PROFILE = $(PROFILE)
 
-.PHONY: all setup bench publish preview compare find test test-gpu
+.PHONY: all setup bench noise publish preview compare find test test-gpu
 
 all: setup bench publish  ## the main job on a fresh clone: set up, benchmark recent commits, publish
 
 setup: .venv/.test-deps  ## venv, requirements, pinned CPU torch, asv machine file
 	$(PYTHON) -m tools.machine
 
-bench:  ## asv run over RANGE with PROFILE (quick: seconds per commit)
-	$(ASV) run $(ASV_RUN_ARGS) $(RANGE)
+bench:  ## asv run over RANGE with PROFILE (quick: ~25 s per commit), samples kept, rounds interleaved
+	$(ASV) run $(ASV_RUN_ARGS) --record-samples --interleave-rounds $(RANGE)
+
+noise:  ## noise floor of TARGET: RUNS separate asv runs -> results/noise/<machine>.json and a two-run table
+	$(PYTHON) -m tools.noise measure --runs $(RUNS) --commit $(TARGET) --profile $(PROFILE) \
+	  --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 
 publish:  ## results/ (all machines) -> static site in html/, assets local, badges
 	$(PYTHON) -m tools.publish --config $(CONFIG)
@@ -34,7 +39,7 @@ preview:  ## serve html/ on http://127.0.0.1:8080
 	$(ASV) preview --config $(CONFIG)
 
 compare:  ## BASE vs TARGET, fails when something got slower by FACTOR
-	$(ASV) continuous $(ASV_RUN_ARGS) --factor $(FACTOR) $(BASE) $(TARGET)
+	$(ASV) continuous $(ASV_RUN_ARGS) --interleave-rounds --factor $(FACTOR) $(BASE) $(TARGET)
 
 find:  ## bisect GOOD..BAD for the commit that slowed BENCH down
 	@# asv 0.6.6's find ignores "launch_method" from the config (spawn: ~2 s of import per parameter set)

@@ -73,7 +73,11 @@ def check_pattern(segment_lengths: Sequence[int],
             example = "[2048, 4096]" if name == "segment_lengths" else "[1, 2]"
             raise ValueError(f"{name} must be a list or tuple of positive integers (e.g. {example}), "
                              f"got {_describe(values)}")
-    segments, rates = tuple(segment_lengths), tuple(dilation_rates)
+    try:
+        segments, rates = tuple(segment_lengths), tuple(dilation_rates)
+    except TypeError as exc:  # e.g. a 0-d tensor
+        raise ValueError(f"segment_lengths and dilation_rates must be lists of positive integers, got "
+                         f"{_describe(segment_lengths)} and {_describe(dilation_rates)} ({exc})") from None
     if not segments or not rates:
         raise ValueError(f"segment_lengths {segments} and dilation_rates {rates} must be non-empty")
     if len(segments) != len(rates):

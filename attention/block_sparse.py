@@ -326,8 +326,9 @@ class BlockSparseAttention(nn.Module):
         return backend
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        signature = qkv_signature(q, k, v)  # first: it names an argument that is not a tensor
         needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), q.data_ptr() % 16,
+        key = (signature, q.stride(), k.stride(), v.stride(), q.data_ptr() % 16,
                k.data_ptr() % 16, v.data_ptr() % 16, needs_grad, self.backend)
         route = self._checked.get(key)  # the checks read only shapes, dtypes and devices
         if route is None:

@@ -117,6 +117,8 @@ class ImprovedDilatedAttention(nn.Module):
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 is_causal: bool | None = None) -> torch.Tensor:
         causal = self.causal if is_causal is None else is_causal
+        if causal is not True and causal is not False:  # before it goes into a dict key
+            check_flag(is_causal, "is_causal", allow_none=True)
         dropout = self.dropout if self.training else 0.0
         key = (qkv_signature(q, k, v), q.stride(), k.stride(), v.stride(), dropout, causal,
                self.backend, q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16)

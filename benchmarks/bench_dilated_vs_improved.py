@@ -24,10 +24,11 @@ if common.PROFILE.name == "standard":
         param_names = ["implementation", "seq_len", "segments"]
 
         def setup(self, name, seq_len, segments):
-            self.case = _case(name, seq_len, segments)
+            self.sampler = common.sampler(("dilated_vs_improved", name, seq_len, segments),
+                                          lambda: _case(name, seq_len, segments).workload())
 
         def time_forward(self, name, seq_len, segments):
-            self.case.run()
+            self.sampler.sample()
 
     class DilatedVsImprovedMemory:
         """CPU: rise of the process RSS over the first full-size forward, after a small warm-up (MiB)."""

@@ -31,31 +31,45 @@ def _dense(backend: str, seq_len: int, dtype: str, causal: bool, backward: bool)
     return dense.DenseAttention(causal=causal, backend=backend), common.make_qkv(spec, requires_grad=backward)
 
 
+def _workload(backend: str, seq_len: int, dtype: str, causal: bool, backward: bool) -> common.Workload:
+    fn, qkv = _dense(backend, seq_len, dtype, causal, backward)
+    io_bytes = 4 * qkv[0].numel() * qkv[0].element_size()
+    if backward:
+        grad_out = torch.ones_like(qkv[0])
+
+        def call() -> None:
+            torch.autograd.grad(fn(*qkv), qkv, grad_out)
+    else:
+        def call() -> None:
+            with torch.no_grad():
+                fn(*qkv)
+    call()  # first call: kernel selection, workspaces; a crash here is a failure
+    return common.Workload(call, io_bytes * (2 if backward else 1))
+
+
 class SdpaBackends(common.Timed):
     """attention.dense.DenseAttention(backend=...) forward; backends this build lacks are skipped."""
 
     params, param_names = PARAMS, PARAM_NAMES
 
     def setup(self, backend, seq_len, dtype, causal):
-        self.fn, self.qkv = _dense(backend, seq_len, dtype, causal, backward=False)
-        self.time_forward(backend, seq_len, dtype, causal)  # warm-up
+        self.sampler = common.sampler(("sdpa_forward", backend, seq_len, dtype, causal),
+                                      lambda: _workload(backend, seq_len, dtype, causal, backward=False))
 
     def time_forward(self, backend, seq_len, dtype, causal):
-        common.run_synced(self.fn, self.qkv)
+        self.sampler.sample()
 
 
 class SdpaBackendsForwardBackward(common.Timed):
-    """The same, forward and backward (gradients of q, k, v), device synchronised."""
+    """The same, forward and backward (gradients of q, k, v)."""
 
     params = [BACKENDS, list(common.PROFILE.backward_seq_lens or common.PROFILE.sdpa_seq_lens),
               list(common.PROFILE.dtypes), list(common.PROFILE.causals)]
     param_names = PARAM_NAMES
 
     def setup(self, backend, seq_len, dtype, causal):
-        self.fn, self.qkv = _dense(backend, seq_len, dtype, causal, backward=True)
-        self.grad_out = torch.ones_like(self.qkv[0])
-        self.time_forward_backward(backend, seq_len, dtype, causal)  # warm-up
+        self.sampler = common.sampler(("sdpa_forward_backward", backend, seq_len, dtype, causal),
+                                      lambda: _workload(backend, seq_len, dtype, causal, backward=True))
 
     def time_forward_backward(self, backend, seq_len, dtype, causal):
-        torch.autograd.grad(self.fn(*self.qkv), self.qkv, self.grad_out)
-        common.sync()
+        self.sampler.sample()

@@ -14,6 +14,10 @@ Environment variables (read at import, identical for discovery and every commit)
   ATTNBENCH_PROFILE   quick (default) | standard | full
   ATTNBENCH_DEVICE    cpu | cuda (default: cuda when available, else cpu)
   ATTNBENCH_THREADS   torch CPU threads (default: 1 for quick, else min(8, cores))
+  ATTNBENCH_STABLE_TOLERANCE  the warm-up's drift tolerance (default: the profile's; a machine
+                      shared with other work may need more, or a set fails as unstable)
+  ATTNBENCH_CPU_AFFINITY  auto (default: on a CPU run, each benchmark process on the last THREADS
+                      of the CPUs it may use; a GPU run is not pinned) | none | a list "0,1" of CPUs
   ATTNBENCH_RING_WORLD_SIZES  e.g. "1,2" (default: "1" for quick; "1,2" on CPU; 1..GPUs on CUDA)
 """
 from __future__ import annotations
@@ -28,11 +32,14 @@ import ast  # noqa: E402
 import importlib  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import torch  # noqa: E402
+
+from . import timing  # noqa: E402
 
 # Paid once in asv's fork server instead of in every benchmark process: autograd's first
 # backward lazily imports this (and sympy with it), about 0.7 s per process; importing is safe
@@ -104,21 +111,30 @@ class Profile:
     largest_fit_cap: int = 16 * 2 ** 20
     largest_fit_call_limit_s: float = 10.0  # a length whose forward takes longer does not count
     cuda_only: bool = False
-    # asv timing attributes: kept small in quick so one commit costs seconds, not minutes.
-    repeat: tuple[int, int, float] = (1, 5, 2.0)
-    warmup_time: float = 0.1
+    # Timing of time_* benchmarks (benchmarks/timing.py). asv's ``repeat`` = (min samples, max
+    # samples, seconds after which no further sample starts) per process; ``rounds`` = processes
+    # per commit, interleaved across the commits of a range (a machine-state shift then hits every
+    # commit alike). Each sample is the mean of the back-to-back calls that fill ``sample_time``
+    # seconds, after a warm-up that runs until the per-call time moves less than
+    # ``stable_tolerance`` between windows of batches, or gives up after ``warmup_limit`` seconds.
+    repeat: tuple[int, int, float] = (5, 10, 1.0)
     rounds: int = 1
-    # Calls per asv sample; 0 lets asv time enough back-to-back calls to fill 10 ms. A sample of
-    # one 0.1 ms GPU call is at the mercy of one slow scheduler tick: on the H100 the same 4K
-    # kernel read 0.07-0.18 ms across processes with one call per sample.
-    number: int = 1
+    sample_time: float = 0.02
+    stable_tolerance: float = 0.02
+    stable_window: int = 3
+    warmup_limit: float = 2.0
 
 
 QUICK = Profile(
     name="quick", seq_lens=(1024, 2048), batches=(1,), heads=(4,), head_dims=(32,),
     dtypes=("float32",), causals=(False,), segment_lengths=(512, 1024), dilation_rates=(1, 2),
     sdpa_seq_lens=(1024,), accuracy_seq_len=512, backward_seq_lens=(1024,), memory_seq_lens=(2048,),
-    throughput_seq_lens=(1024,), throughput_repeats=2, repeat=(1, 3, 0.25), warmup_time=0.02)
+    throughput_seq_lens=(1024,), throughput_repeats=2,
+    # Two processes per commit (rounds interleaved across a range's commits), 2-3 samples each:
+    # a quick-profile call takes 10-100 ms on the 2-core box, so a sample is one call and the
+    # warm-up compares single calls; ~25 s a commit in all.
+    repeat=(2, 3, 0.03), rounds=2, sample_time=0.01, stable_tolerance=0.05, stable_window=1,
+    warmup_limit=1.0)
 
 # Dense attention at 8K is ~5 s a call on 2 CPU cores: the CPU sweep stops there (the
 # dilated-vs-improved showcase goes to 16K on its own) and keeps one round.
@@ -127,20 +143,21 @@ STANDARD_CPU = Profile(
     dtypes=("float32",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(2048, 8192), accuracy_seq_len=1024,
     backward_seq_lens=(2048, 4096), memory_seq_lens=(2048, 8192), throughput_seq_lens=(4096,),
-    throughput_repeats=3, repeat=(1, 5, 5.0), warmup_time=0.2, rounds=1)
+    throughput_repeats=3, repeat=(2, 5, 5.0), rounds=1, sample_time=0.2, stable_tolerance=0.05,
+    warmup_limit=10.0)
 
 STANDARD_CUDA = Profile(
     name="standard", seq_lens=(4096, 8192, 16384), batches=(1, 4), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16", "float16"), causals=(False, True), segment_lengths=(2048, 4096, 8192),
     dilation_rates=(1, 2, 4), sdpa_seq_lens=(4096, 16384), accuracy_seq_len=1024,
-    largest_fit_cap=2 ** 20, repeat=(3, 20, 5.0), warmup_time=0.5, rounds=2, number=0)
+    largest_fit_cap=2 ** 20, repeat=(10, 20, 1.0), rounds=2, sample_time=0.025)
 
 # The GPU sweep (bf16, batch 1, 12 heads, head_dim 64): 148 parameter sets, 5-8 minutes a commit
 # on an H100 (asv starts a process per set, 1.5-4 s each of CUDA and library start-up, so the grid
 # is kept small enough for one commit in a 10-minute job). Forward at every length, both causal,
 # against flash and cuDNN SDPA; forward+backward, throughput, memory and capacity at the headline
-# shape (32K; not causal for the last three); at most 20 samples or 1 s of samples per set,
-# each sample the mean of the calls that fill 10 ms.
+# shape (32K; not causal for the last three); 10 samples of 25 ms per time_* set, each the mean
+# per-call GPU time of back-to-back calls between CUDA events.
 FULL = Profile(
     name="full", seq_lens=(4096, 8192, 16384, 32768), batches=(1,), heads=(12,), head_dims=(64,),
     dtypes=("bfloat16",), causals=(False, True), segment_lengths=(2048, 4096, 8192),
@@ -148,7 +165,7 @@ FULL = Profile(
     backward_seq_lens=(32768,), memory_seq_lens=(32768,), throughput_seq_lens=(32768,),
     detail_causals=(False,), sdpa_backends=("flash", "cudnn"), largest_fit_call_limit_s=2.0,
     largest_fit_cap=64 * 2 ** 20,  # past what fits on a 141 GB GPU (~24M tokens of q, k, v, out)
-    cuda_only=True, repeat=(5, 20, 1.0), warmup_time=0.1, rounds=1, number=0)
+    cuda_only=True, repeat=(10, 10, 0.2), rounds=1, sample_time=0.025)
 
 
 def _cuda_available() -> bool:
@@ -207,12 +224,89 @@ def ring_world_sizes() -> tuple[int, ...]:
 # Asv attributes and parameter grids
 
 class Timed:
-    """Base of time_* classes: the active profile's asv timing attributes (asv reads them by getattr)."""
+    """Base of time_* classes: asv's timing attributes (asv reads them by getattr).
+
+    asv reads ``timer`` before and after each call of the ``time_*`` function; ``timing.CLOCK``
+    advances only by the seconds per call that the function's ``Sampler`` measured (CUDA events
+    on a GPU, ``perf_counter`` on a CPU), so one asv sample is one batch of back-to-back calls.
+    ``number = 1`` and ``warmup_time = 0``: the batch size and the warm-up are the sampler's own,
+    done once per process in ``setup`` (asv re-runs ``setup`` before every sample; ``sampler``
+    returns the process's cached one).
+    """
 
     repeat = PROFILE.repeat
-    warmup_time = PROFILE.warmup_time
     rounds = PROFILE.rounds
-    number = PROFILE.number
+    number = 1
+    warmup_time = 0.0
+    timer = timing.CLOCK
+
+
+def stable_tolerance() -> float:
+    """The warm-up's drift tolerance: ``ATTNBENCH_STABLE_TOLERANCE`` if set, else the profile's."""
+    raw = os.environ.get("ATTNBENCH_STABLE_TOLERANCE")
+    if raw is None:
+        return PROFILE.stable_tolerance
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"ATTNBENCH_STABLE_TOLERANCE must be a positive number (0.05 = 5%), got {raw!r}")
+    return value
+
+
+def timing_policy() -> timing.Policy:
+    p = PROFILE
+    return timing.Policy(sample_time=p.sample_time, window=p.stable_window,
+                         tolerance=stable_tolerance(), warmup_limit=p.warmup_limit)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a time_* benchmark times: ``call()`` does the work once without waiting for the device;
+    ``working_set_bytes`` (inputs, outputs and gradients) decides the L2 flush on a GPU."""
+
+    call: Callable[[], None]
+    working_set_bytes: int
+
+
+VARIANTS = ("kernel", "synced", "graph")
+_SAMPLER: dict[tuple, "timing.Sampler"] = {}  # this process's one sampler (asv: one set a process)
+
+
+def sampler(key: tuple, make: Callable[[], Workload], variant: str = "kernel") -> "timing.Sampler":
+    """The warmed-up Sampler of ``key`` (benchmark and params), built by ``make()`` on first use.
+
+    ``variant``: "kernel" (CPU wall clock, or CUDA events around back-to-back calls with the L2
+    flushed before each call where the working set fits in it), "synced" (wall time of call plus
+    device sync: what the caller pays), "graph" (CUDA graph replays between events).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"timing variant must be one of {VARIANTS}, got {variant!r}")
+    key = (*key, variant)
+    if key in _SAMPLER:
+        return _SAMPLER[key]
+    _SAMPLER.clear()  # drop the last set's tensors before building this one's
+    workload = make()
+    flush = None
+    if DEVICE == "cuda" and variant in ("kernel", "graph"):
+        flush = (timing.L2Flush(timing.l2_bytes())
+                 if timing.needs_l2_flush(workload.working_set_bytes, timing.l2_bytes()) else None)
+        batch = timing.cuda_event_batch if variant == "kernel" else timing.cuda_graph_batch
+        measure = batch(workload.call, flush)
+    elif variant == "graph":
+        skip("CUDA graph replay is a GPU variant")
+    elif DEVICE == "cuda":
+        measure = timing.synced_wall_batch(workload.call, torch.cuda.synchronize)
+    else:
+        measure = timing.wall_batch(workload.call)  # a CPU call is synchronous: "synced" is the same
+    made = timing.Sampler(measure, timing_policy()).warm_up()
+    # asv shows a benchmark's stderr with --show-stderr: how each set was timed, once per process.
+    print(f"timing: {variant} on {DEVICE}, {made.calls} call(s) per sample, L2 flush "
+          f"{'on' if flush is not None else 'off'}, warm-up {len(made.warmup_batches)} batches "
+          f"(last {made.warmup_batches[-1] * 1e3:.4g} ms a call)", file=sys.stderr)
+    _SAMPLER[key] = made
+    return made
 
 
 SHAPE_PARAM_NAMES = ["implementation", "seq_len", "batch", "heads", "head_dim", "dtype", "causal"]
@@ -235,9 +329,51 @@ def skip(reason: str) -> None:
     raise NotImplementedError(reason)
 
 
+def cpu_affinity(allowed: set[int], n_threads: int, setting: str) -> set[int] | None:
+    """The CPUs to pin a benchmark process to, or None to leave it where the OS puts it.
+
+    ``auto``: the last ``n_threads`` of ``allowed`` (a process that stays on its cores keeps its
+    caches and is not migrated mid-sample), unless that is all of them anyway; ``none``: no pinning;
+    else a comma-separated list of CPU numbers, which must be a subset of ``allowed``.
+    """
+    if setting == "none":
+        return None
+    if setting == "auto":
+        if len(allowed) <= n_threads:
+            return None
+        return set(sorted(allowed)[-n_threads:])
+    try:
+        chosen = {int(part) for part in setting.split(",")}
+    except ValueError:
+        chosen = set()
+    if not chosen or not chosen <= allowed:
+        raise ValueError(f"ATTNBENCH_CPU_AFFINITY must be 'auto', 'none' or CPUs out of "
+                         f"{sorted(allowed)}, got {setting!r}")
+    return chosen
+
+
+def _pin_cpus() -> None:
+    if not hasattr(os, "sched_setaffinity"):
+        return  # not Linux: the OS gives no affinity control here
+    setting = os.environ.get("ATTNBENCH_CPU_AFFINITY", "auto")
+    if setting == "auto" and DEVICE == "cuda":
+        # A GPU run's host path is one Python thread; on the H200 VM, processes pinned to 8 of 16
+        # vCPUs ran host-bound sets up to 1.9x apart between runs (1-2% apart within a process).
+        return
+    allowed = os.sched_getaffinity(0)
+    chosen = cpu_affinity(allowed, threads(), setting)
+    if chosen is not None:
+        try:
+            os.sched_setaffinity(0, chosen)
+        except OSError:
+            pass  # a container may forbid it: the timing is still valid, only less isolated
+
+
 def prepare_process() -> None:
-    """Per-benchmark-process settings: fixed CPU threads; refuse a device this machine lacks."""
+    """Per-benchmark-process settings: fixed CPU threads pinned to fixed CPUs; refuse a device
+    this machine lacks."""
     torch.set_num_threads(threads())
+    _pin_cpus()
     if PROFILE.cuda_only and DEVICE != "cuda":
         skip(f"profile {PROFILE.name!r} is a GPU sweep; this machine runs on {DEVICE}")
     if DEVICE == "cuda" and not _cuda_available():
@@ -334,22 +470,34 @@ class AttentionCase:
             self.run()  # a crash here is a failure (not a skip), as it should be
 
     def run(self) -> None:
+        """One call (forward, or forward and backward), then wait for the device."""
         # A method, not an attribute holding a bound method: that would be a reference cycle,
         # keeping a dropped case's inputs alive until the garbage collector runs (it filled the
         # GPU in LargestFit's search, where each attempt drops the last one's inputs).
+        self.call()
+        sync()
+
+    def call(self) -> None:
+        """One call without waiting for the device (timed between CUDA events)."""
         if self.backward:
-            self.forward_backward()
+            # autograd.grad over inputs and parameters: the work of a training step, without
+            # accumulating .grad between repeats.
+            torch.autograd.grad(self.fn(*self.qkv), self.wrt, self.grad_out)
         else:
-            self.forward()
+            with torch.no_grad():
+                self.fn(*self.qkv)
 
     def forward(self) -> None:
         run_synced(self.fn, self.qkv)
 
     def forward_backward(self) -> None:
-        # autograd.grad over inputs and parameters: the work of a training step, without
-        # accumulating .grad between repeats.
         torch.autograd.grad(self.fn(*self.qkv), self.wrt, self.grad_out)
         sync()
+
+    def workload(self) -> Workload:
+        """This case as a time_* workload: q, k, v and the output (and their gradients)."""
+        io_bytes = 4 * self.qkv[0].numel() * self.qkv[0].element_size()
+        return Workload(self.call, io_bytes * (2 if self.backward else 1))
 
     def median_ms(self, repeats: int = 5) -> float:
         samples = []

@@ -35,7 +35,7 @@ for sha in $shas; do
     if (( left < 30 )); then echo "budget spent: not starting $sha -b $regex" | tee -a "$log"; break 2; fi
     # shellcheck disable=SC2086  # ASV_ARGS is a list of words on purpose
     timeout "$left" python3 -m asv run --config asv.gpu.conf.json --machine "$machine" \
-      --show-stderr ${ASV_ARGS:-} -b "$regex" "$sha^!" 2>&1 | tee -a "$log"
+      --show-stderr --record-samples ${ASV_ARGS:-} -b "$regex" "$sha^!" 2>&1 | tee -a "$log"
     cp results/benchmarks.json "results/benchmarks-$machine.saved"  # tools.publish merges it
     tar czf "$out/results-$machine.tgz" "results/$machine" "results/benchmarks-$machine.saved"
   done

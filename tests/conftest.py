@@ -1,8 +1,15 @@
 """Shared fixtures for the attention tests: random q/k/v and a forward+gradient comparison."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# The suite's own timing runs (asv end to end, benchmark classes called directly) check plumbing,
+# not the machine: a test box shared with other jobs must not fail them as "never stabilised".
+# tests/test_timing.py tests the stability verdict itself with a fake clock.
+os.environ.setdefault("ATTNBENCH_STABLE_TOLERANCE", "1000")
 
 # Tolerances relative to the largest reference magnitude; bf16 keeps 8 mantissa bits.
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 2e-2, torch.float16: 4e-3}

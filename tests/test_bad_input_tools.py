@@ -23,7 +23,7 @@ from typing import Callable
 import pytest
 from git_helpers import git
 
-from tools import badges, bisect, cli, machine, migrate, publish, report, simulate, summary
+from tools import badges, bisect, cli, machine, migrate, noise, publish, report, simulate, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "results"
@@ -140,7 +140,7 @@ def legacy(name: str, data) -> Callable[[Path], None]:
 # --- running a case -----------------------------------------------------------------------------
 
 COMMANDS = {"report": report, "badges": badges, "bisect": bisect, "machine": machine, "migrate": migrate,
-            "publish": publish, "simulate": simulate, "summary": summary}
+            "noise": noise, "publish": publish, "simulate": simulate, "summary": summary}
 
 
 @dataclass
@@ -178,7 +178,9 @@ def run_case(case: Case, ws: Path, capsys) -> tuple[int, str, str]:
     for corrupt in case.corrupt:
         corrupt(ws)
     before = _tree_digest(ws)
-    argv = [a.replace("{ws}", str(ws)) for a in case.argv]
+    files = _result_files(ws)
+    argv = [a.replace("{ws}", str(ws)).replace("{r0}", str(files[0])).replace("{r1}", str(files[1]))
+            for a in case.argv]
     code, out, err = invoke(case.tool, argv, capsys)
     assert _tree_digest(ws) == before, f"{case.tool} {argv} changed files on disk"
     return code, out, err
@@ -311,11 +313,26 @@ FAILING = [
          [write("conf.json", json.dumps({"version": 1, "project": "x", "repo": "gone", "results_dir": "r"}))]),
     # simulate
     Case("simulate", ["--trials", "0"], 2, "positive integer"),
-    Case("simulate", ["--alpha", "5"], 2, "probability between 0 and 1"),
-    Case("simulate", ["--commits", "1"], 2, "at least 2"),
-    Case("simulate", ["--step-at", "0"], 2, "between 1 and --commits - 1"),
-    Case("simulate", ["--step-at", "20"], 2, "between 1 and --commits - 1"),
-    Case("simulate", ["--samples", "many"], 2, "not an integer"),
+    Case("simulate", ["--trials", "many"], 2, "not an integer"),
+    Case("simulate", ["--plants=-1"], 2, "positive integer"),
+    Case("simulate", ["--speed", "--speed-commits", "1"], 2, "at least 2"),
+    Case("simulate", ["--speed-benchmarks", "0"], 2, "positive integer"),
+    # noise (the steps that read kept result files; measuring needs asv runs)
+    Case("noise", ["compare", "nope.json", "nope2.json"], 1, "not an asv result file"),
+    Case("noise", ["compare", "g.json", "g.json"], 1, "not an asv result file", [write("g.json", "{")]),
+    Case("noise", ["compare", "{r0}", "{r0}", "--bench", "("], 2, "not a valid regular expression"),
+    Case("noise", ["compare", "{r0}", "{r0}", "--params", "["], 1, "not a regular expression"),
+    Case("noise", ["compare", "{r0}", "{r0}", "--output", "a_file/t.md"], 1, "is a file, not a directory"),
+    Case("noise", ["compare", "{r0}", "{r1}"], 1, "not the same commit"),
+    Case("noise", ["summary", "g.json"], 1, "not a readable noise file", [write("g.json", "[")]),
+    Case("noise", ["summary", "g.json"], 1, "not a noise file", [write("g.json", "[]")]),
+    Case("noise", ["summary", "nope.json"], 1, "not a readable noise file"),
+    Case("noise", ["floor", "{r0}", "--output", "a_file/n.json"], 1, "is a file, not a directory"),
+    Case("noise", ["floor", "{r0}", "{r1}", "--output", "n.json"], 1, "one commit on one machine"),
+    Case("noise", ["floor", "{r0}", "--output", "a_file"], 1, "exists; pass --replace"),
+    Case("noise", ["measure", "--runs", "0"], 2, "positive integer"),
+    Case("noise", ["measure", "--bench", "*x"], 2, "not a valid regular expression"),
+    Case("noise", [], 2, "required"),
     # publish: fails before the site is touched
     Case("publish", ["--results", "results", "--html", "html"], 1, "machine.json",
          [write(f"results/{MACHINE}/machine.json", "{oops")]),
@@ -323,6 +340,10 @@ FAILING = [
     Case("publish", ["--results", "no_results", "--html", "html"], 1, "does not exist"),
     Case("publish", ["--results", "results", "--html", "html"], 1, "not valid JSON",
          [write("results/benchmarks-other.saved", '{"x": ')]),
+    Case("publish", ["--results", "results", "--html", "html"], 1, "benchmarks-other.saved",
+         [write("results/benchmarks-other.saved", "[1, 2]")]),
+    Case("publish", ["--results", "results", "--html", "html"], 1, "benchmarks.json",
+         [truncate("results/benchmarks.json")]),
 ]
 for _case in FAILING:
     _case.id = f"{_case.tool}: {' '.join(_case.argv)}" + (f" [{len(_case.corrupt)} corrupt]" if _case.corrupt else "")
@@ -461,10 +482,80 @@ def test_a_truncated_result_file_is_skipped_by_name_and_the_rest_reported(ws, ca
         assert out.strip()
 
 
+def replace_result(index: int, text: str) -> Callable[[Path], None]:
+    def corrupt(root: Path) -> None:
+        _result_files(root)[index].write_text(text)
+    return corrupt
+
+
+DAMAGED = [
+    ("value not a number", [set_value("fast")], "values that are not numbers left out"),
+    ("value a list", [set_value([1, 2])], "values that are not numbers left out"),
+    ("value true", [set_value(True)], "values that are not numbers left out"),
+    ("result file without keys", [replace_result(0, '{"version": 2}')], "not a readable asv result file"),
+    ("result file a list", [replace_result(0, "[]")], "not a readable asv result file"),
+    ("result file empty", [replace_result(0, "")], "not a readable asv result file"),
+    ("result file binary", [lambda root: _result_files(root)[0].write_bytes(b"\xff\xfe\x00")],
+     "not a readable asv result file"),
+]
+
+
+@pytest.mark.parametrize("corrupt, warning", [d[1:] for d in DAMAGED], ids=[d[0] for d in DAMAGED])
+def test_damaged_result_files_are_named_and_the_rest_reported(corrupt, warning, ws, capsys):
+    for damage in corrupt:
+        damage(ws)
+    before = _tree_digest(ws)
+    for tool, argv in (("report", R), ("report", [*R, "--detector", "asv"]), ("summary", [*R, "--machine", MACHINE]),
+                       ("badges", [*R, "--html", str(ws.parent / "site")])):
+        code, out, err = invoke(tool, argv, capsys)
+        assert code == 0 and "Traceback" not in err and "internal error" not in err, (tool, err)
+        if tool != "summary" or "result file" in warning:  # summary's tables skip a non-number value
+            assert any(line.startswith("warning: ") and warning in line for line in err.splitlines()), (tool, err)
+    assert _tree_digest(ws) == before
+
+
 def test_nan_values_are_missing_values_not_errors(ws, capsys):
     set_value(math.nan)(ws)
     code, out, err = invoke("report", R, capsys)
     assert code == 0 and "warning" not in err and "Cannot judge" not in out
+
+
+# --- publish: the site is built beside html/ and swapped in only when complete -----------------
+
+def _site_config(ws: Path) -> Path:
+    config = ws / "site.conf.json"
+    config.write_text(json.dumps({"version": 1, "project": "attnbench", "repo": str(ROOT), "dvcs": "git",
+                                  "branches": ["main"], "results_dir": "results", "html_dir": "html",
+                                  "environment_type": "virtualenv"}))
+    return config
+
+
+def test_publish_failing_halfway_leaves_the_published_site_as_it_was(ws, capsys, monkeypatch):
+    config = _site_config(ws)
+    before = _tree_digest(ws)
+
+    def asv_publish_that_dies(command, *args, **kwargs):
+        html_dir = Path(command[command.index("--html-dir") + 1])
+        (html_dir / "index.html").write_text("half a site")  # what a crash mid-publish leaves
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(publish.subprocess, "run", asv_publish_that_dies)
+    code, _, err = invoke("publish", ["--config", str(config), "--results", "results", "--html", "html"], capsys)
+    assert_one_clean_error(code, err, 1, "asv publish failed")
+    assert _tree_digest(ws) == before  # the old site, and no half-built copy beside it
+
+
+@pytest.mark.slow
+def test_publish_with_a_zero_value_publishes_and_warns(ws):
+    set_value(0.0)(ws)
+    config = _site_config(ws)
+    done = subprocess.run([sys.executable, "-m", "tools.publish", "--config", str(config), "--results", "results",
+                           "--html", "html"], cwd=ws, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "warning: cannot judge" in done.stderr
+    assert (ws / "html" / "index.json").is_file() and (ws / "html" / "badges" / "regressions.svg").is_file()
+    assert not (ws / "html" / "index.html").read_text().startswith("<html>the published site")
 
 
 # --- writes: temporary file and rename ------------------------------------------------------------
@@ -511,7 +602,7 @@ PROGRAMS = [
     (["tools.bisect", "HEAD", "bench"], 1, "is not FROM..TO"),
     (["tools.badges", "--results", "results", "--report", "missing.json"], 1, "not found"),
     (["tools.machine", "--path", "garbage.json"], 1, "not a readable asv machine file"),
-    (["tools.simulate", "--alpha", "5"], 2, "probability"),
+    (["tools.simulate", "--trials", "0"], 2, "positive integer"),
 ]
 
 

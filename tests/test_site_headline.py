@@ -41,6 +41,7 @@ def machine_dir(tmp_path):
     folder = tmp_path / "gpu"
     folder.mkdir()
     shutil.copy(REAL / "machine.json", folder / "machine.json")
+    shutil.copy(REAL.parent / "benchmarks.json", tmp_path / "benchmarks.json")
     return folder
 
 
@@ -98,3 +99,12 @@ def test_peaks_only_for_known_gpus_and_16_bit_dtypes():
     assert peak_tflops("NVIDIA H100 PCIe", "bfloat16") < peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16")
     assert peak_tflops("NVIDIA H100 80GB HBM3", "float32") is None
     assert peak_tflops(None, "bfloat16") is None and peak_tflops("Some New GPU", "bfloat16") is None
+
+
+def test_a_machine_without_any_dense_kernel_gets_a_page_without_ratios(machine_dir):
+    from tools.lib.landing import render_landing
+
+    write_run(machine_dir, "e" * 40, 1, {("Improved", "4096"): 0.002, ("Ring", "4096"): 0.004}, {})
+    page = render_landing(machine_dir.parent)
+    assert "vs fastest dense (none measured)" in page and "No speed-up history" in page
+    assert page.count('data-kind="ratio"') == 0 and page.count('class="point"') == 2  # the two times

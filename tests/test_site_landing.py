@@ -20,6 +20,7 @@ import pytest
 from site_assets.browse import count_graph_points, driver, find_browser, serve
 from tools.lib.peaks import peak_tflops
 
+pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 BYTES = {"'bfloat16'": 2, "'float16'": 2, "'float32'": 4, "'float64'": 8}
 FORWARD = "bench_time.TimeForward.time_forward"
@@ -59,7 +60,7 @@ def browser(tmp_path_factory):
     try:
         find_browser()
     except RuntimeError as exc:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("ATTNBENCH_REQUIRE_BROWSER") == "1":
             raise
         pytest.skip(str(exc))
     b = driver(tmp_path_factory.mktemp("chromium-profile"))
@@ -242,3 +243,18 @@ def test_every_link_opens_an_asv_graph_with_points(site, browser):
         assert entry.get_attribute("href").endswith("/overview.html")
         load(browser, f"{base}/index.html")
         WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/overview.html"))
+
+
+def test_readme_badges_open_the_landing_page_and_exist_on_the_site(site):
+    html, _ = site
+    badges = re.findall(r"\[!\[[^\]]*\]\(html/(badges/[\w.-]+\.svg)\)\]\(html/([\w.-]+)\)",
+                        (REPO / "README.md").read_text())
+    assert {b for b, _ in badges} >= {"badges/headline.svg", "badges/regressions.svg"}
+    for badge, page in badges:
+        assert page == "overview.html" and (html / page).is_file()
+        assert (html / badge).read_text().startswith("<svg")
+    assert "vs fastest dense" in (html / "badges" / "headline.svg").read_text()
+    from test_docs_links import PUBLISHED  # the links into html/ the docs' link check accepts
+
+    for path in PUBLISHED:
+        assert (html / Path(path).relative_to("html")).is_file(), path

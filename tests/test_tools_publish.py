@@ -131,3 +131,17 @@ def test_swap_in_replaces_the_whole_site(tmp_path):
     swap_in(new, html)
     assert snapshot(html) == {html.joinpath("index.html").relative_to(html): b"new site"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["html", "results"]
+
+
+def test_noise_and_confirmation_folders_are_not_machines(tmp_path):
+    from tools.lib.series import machine_dirs
+
+    results, _ = published_site(tmp_path)
+    for folder in ("noise", "confirmations"):
+        (results / folder).mkdir()
+        (results / folder / "gpu.json").write_text("{}")
+    assert [p.rsplit("/", 1)[-1] for p in machine_dirs(str(results))] == ["gpu"]
+    (results / "cpu").mkdir()
+    (results / "cpu" / "abc-env.json").write_text("{}")  # results without machine.json: an error
+    with pytest.raises(ToolError, match="cpu/machine.json"):
+        machine_dirs(str(results))

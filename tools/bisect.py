@@ -117,7 +117,7 @@ def remeasure(args: argparse.Namespace, commits: list[str]) -> None:
         fh.write("\n".join(commits) + "\n")
     try:
         stream(asv_command(args, "run", f"HASHFILE:{fh.name}", "--bench", args.benchmark,
-                           "-a", f"repeat={args.repeat}", "-a", f"rounds={args.rounds}", "--append-samples"),
+                           "-a", f"repeat={args.repeat}", "-a", f"rounds={args.rounds}", "--record-samples", "--append-samples"),
                "2/3 asv run")
     finally:
         os.unlink(fh.name)

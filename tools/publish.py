@@ -36,9 +36,20 @@ from site_assets.navigation import link_landing
 from tools import cli
 from tools.lib.errors import ToolError
 from tools.lib.files import write_text_atomic
-from tools.lib.landing import PAGE, render_landing
+from tools.lib.landing import PAGE, headline_badge, load_sections, render_landing
 from tools.lib.series import machine_dirs
 from tools.lib.site_regressions import drop_backwards_regressions
+
+
+def _json_object(path: Path) -> dict:
+    """A JSON object of benchmark definitions from ``path``; ToolError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ToolError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} does not hold a JSON object of benchmark definitions")
+    return data
 
 
 def merge_saved_definitions(results_dir: Path) -> list[str]:
@@ -46,13 +57,10 @@ def merge_saved_definitions(results_dir: Path) -> list[str]:
     target = results_dir / "benchmarks.json"
     if not target.is_file():
         raise ToolError(f"{target} not found: run `asv run` first")
-    merged = json.loads(target.read_text())
+    merged = _json_object(target)
     changed = []
     for saved in sorted(results_dir.glob("benchmarks-*.saved")):
-        try:
-            definitions = json.loads(saved.read_text())
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"{saved} is not valid JSON ({exc})") from None
+        definitions = _json_object(saved)
         for name, definition in definitions.items():
             if name not in merged:
                 merged[name] = definition
@@ -121,6 +129,15 @@ def _run(step: str, command: list[str]) -> None:
         raise ToolError(f"{step} failed (exit status {done.returncode}); the published site is unchanged")
 
 
+def _headline_badge(html: Path, headline: tuple[str, str] | None) -> None:
+    """``badges/headline.svg``: the landing page's first headline, e.g. "20.3x vs fastest dense"."""
+    from tools.badges import BLUE, GREY, render_badge
+
+    label, value = headline or ("speed-up vs fastest dense", "not measured")
+    (html / "badges").mkdir(exist_ok=True)
+    write_text_atomic(str(html / "badges" / "headline.svg"), render_badge(label, value, BLUE if headline else GREY))
+
+
 def swap_in(new: Path, html: Path) -> None:
     """Make ``new`` the site at ``html``: two renames, the old site deleted only after both."""
     old = None
@@ -137,7 +154,8 @@ def build_site(config: Path, results: Path, html: Path, badges: bool = True) -> 
     machine_dirs(str(results))  # an unreadable machine.json: stop here, before anything is built
     added = merge_saved_definitions(results)
     print(f"benchmarks.json: {len(added)} definition(s) added or widened from other machines' runs")
-    landing = render_landing(results, _commit_order(config))  # reads every machine before anything is built
+    sections = load_sections(results, _commit_order(config))  # every machine read before anything is built
+    landing = render_landing(results, sections=sections)
     html = html.resolve()
     html.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{html.name}-new-", dir=html.parent))
@@ -153,6 +171,7 @@ def build_site(config: Path, results: Path, html: Path, badges: bool = True) -> 
         if badges:
             _run("tools.badges", [sys.executable, "-m", "tools.badges", "--results", str(results),
                                   "--html", str(new)])
+            _headline_badge(new, headline_badge(sections))
         swap_in(new, html)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)

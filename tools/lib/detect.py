@@ -1,21 +1,36 @@
-"""Find the commits where a benchmark got slower (or faster), using every sample of every commit.
+"""Find the commits where a benchmark got slower (or faster) in its history of per-commit samples.
 
-asv's own step detection (what ``asv publish`` shows) sees one number per commit. Here each commit
-contributes all its samples (times in ms, memory in MiB: any positive quantity where larger means
-"slower"), and a boundary is only reported when a test that knows how noisy one commit is says the
-two sides differ, after correcting for the number of boundaries tried. The method, its measured
-rates and its limits are in ``docs/detection.md``; ``python -m tools.simulate`` compares it with asv.
+asv's own step detection (what ``asv publish`` shows) sees one number per commit and has no
+significance level. Here every commit's samples (times in ms, memory in MiB: any positive quantity
+where larger means "slower") become one robust level, and a boundary is reported when a test whose
+noise comes from the history's own segments says the levels on either side differ, after
+correcting for the number of boundaries tried. The method, its measured rates and its limits are in
+``docs/detection.md``; ``python -m tools.simulate --evaluate`` compares it with asv and Apache Otava.
 
-Method in short (binary segmentation):
+What real benchmark machines do, and how the method answers it:
 
-1. Per commit, a robust level: the mean of its log-samples after clipping samples beyond 2.5 robust sd
-   of the commit's median (outliers bounded, bimodal modes kept).
-2. Noise model ``Var(level_c) = tau2 + w2 / n_c``: ``w2`` is the pooled within-commit variance,
-   ``tau2`` the extra variance of whole commits (a run shifted as a whole), estimated from the median
-   of squared successive differences of levels, which one or a few real steps barely move.
-3. For every boundary, an inverse-variance weighted difference of mean levels right vs left, as a t
-   statistic with Satterthwaite degrees of freedom (``tau2`` comes from few commits), Bonferroni-
-   corrected by the number of boundaries in the history. Below ``alpha``: split, repeat on both sides.
+- **Whole runs shift** (another process state, CPU placement, a warmer GPU): the samples of one
+  commit share an offset, so more samples per commit do not shrink a commit's noise. The unit of
+  evidence is therefore the commit: one level per commit, the median of its log-samples (the lower
+  sample of a pair whose spread is far beyond the within-commit noise: timing outliers are slow).
+- **Noise from segments.** The variance a boundary is tested against is the pooled variance of
+  commit levels around their segment means, with the boundary under test as one more split (the
+  two-sample t-test Otava uses, pooled over the whole history): ``m - segments`` degrees of freedom
+  instead of a few successive differences.
+- **Outlier commits** (a run hit by a GC pause, a single-sample commit with a slow sample) are
+  commits far from the median of their neighbourhood (Hampel filter on the levels, window 5, robust
+  scale from successive differences); they are left out and can neither make a step nor hide one.
+- **Excursions** (up, then back down a few commits later): when no single boundary is significant,
+  the best pair of boundaries (one segment set off from the rest) is tested, corrected for the
+  number of pairs.
+- **Drift** (a slow trend) is not a step: a boundary is kept only when two flat segments fit the
+  commits on either side clearly better than one straight line through them (``DRIFT_MARGIN``).
+- **Noise floor as a prior**: a benchmark's measured between-run noise (``tools.lib.noise``) can be
+  given as ``prior_sd``; it is pooled with the history's own estimate as ``PRIOR_DF`` extra degrees
+  of freedom, so a series that happens to look quiet does not turn its noise into steps.
+
+Cost: a sort and a few vectorised passes per history, plus a pair search over the segments left
+at the end; ``python -m tools.simulate --speed`` times 1,000 histories x 500 commits.
 """
 from __future__ import annotations
 
@@ -24,19 +39,22 @@ from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special, stats
 
-# Median of a chi-square variable with 1 degree of freedom: squared N(0, s2) differences have
-# median CHI2_1_MEDIAN * s2, which turns the median of squared differences into a variance.
-CHI2_1_MEDIAN = float(stats.chi2.ppf(0.5, 1))
-# Degrees of freedom a median-of-squares variance estimate is worth per difference: the median is
-# ~37% efficient for Gaussian scale and successive differences overlap (correlation -0.5).
-DF_PER_DIFFERENCE = 0.3
-# Below this many successive differences tau2 is not estimable; the test then assumes samples are
-# independent across commits (tau2 = 0). Documented as a limit.
-MIN_DIFFERENCES_FOR_TAU = 4
-# Samples further than this many robust sd from their commit's median are pulled back to it.
-WINSOR_SD = 2.5
+__all__ = ["Step", "detect_steps", "asv_steps", "levels_of", "detectable_step", "DEFAULT_ALPHA"]
+
+DEFAULT_ALPHA = 0.01
+# A commit is an outlier when its level is further than this many robust sd from the median of the
+# five commits around it. Four sd of a Gaussian: about one commit in 16,000 by chance.
+HAMPEL_SD = 6.0
+HAMPEL_HALF_WINDOW = 2
+# A pair of samples whose spread exceeds this many within-commit sd holds an outlier: take the lower.
+PAIR_OUTLIER_SD = 6.0
+# Penalty (in units of squared t, like a boundary's) of explaining a history with a linear trend.
+TREND_PENALTY = 12.0
+# Degrees of freedom the benchmark's measured noise floor is worth, pooled with the history's own.
+PRIOR_DF = 8.0
 
 Direction = Literal["slower", "faster"]
 
@@ -48,8 +66,8 @@ class Step:
     ``index``: position (in the ``commits`` list given) of the first commit with the new level;
     ``before``/``after``: the last commit with data before the change and the first commit after it
     (commits without samples between them are unresolved: the change is somewhere in ``(before, after]``);
-    ``ratio``: median of all samples in the segment after / median of the segment before (> 1: slower);
-    ``p_value``: Bonferroni-corrected over the boundaries tried (None where the detector has none, e.g. asv);
+    ``ratio``: median level of the segment after / of the segment before (> 1: slower);
+    ``p_value``: corrected for the boundaries tried (None where the detector has none, e.g. asv);
     ``direction``: "slower" when ``ratio > 1`` else "faster".
     """
 
@@ -59,41 +77,55 @@ class Step:
     ratio: float
     p_value: Optional[float]
     direction: Direction
-
-
-@dataclass(frozen=True)
-class _Series:
-    """Per commit with samples: where it is in the caller's list, its log-level, and its variance."""
-
-    positions: np.ndarray  # index into the caller's commit list
-    levels: np.ndarray  # winsorised mean of log(samples), one per commit
-    variances: np.ndarray  # tau2 + w2 / n_c: variance of ``levels`` under "no change"
-    df: float  # Satterthwaite degrees of freedom of ``variances``
-    values: np.ndarray  # all raw samples, commit after commit (for the segment medians: ratios)
-    offsets: np.ndarray  # values[offsets[c]:offsets[c + 1]] belong to commit c
+    level_before: Optional[float] = None  # median commit level of the segment before, in the samples' unit
+    level_after: Optional[float] = None
 
 
 def detect_steps(
     commits: list[str],
     samples: list[list[float]],
-    alpha: float = 0.01,
+    alpha: float = DEFAULT_ALPHA,
     min_ratio: float = 1.0,
+    prior_sd: Optional[float] = None,
 ) -> list[Step]:
     """Change points in one benchmark's history, oldest commit first.
 
     ``samples[i]`` holds every sample (ms, MiB, ... larger = slower) measured at ``commits[i]``;
     ``None`` or ``[]`` means the commit was not measured. ``alpha`` bounds the chance of reporting
     anything on a history without a change (family-wise, per history). ``min_ratio`` drops steps
-    smaller than that factor in either direction (1.05 keeps only >= 5% changes). Steps are
-    returned in commit order.
+    smaller than that factor in either direction (1.05 keeps only >= 5% changes). ``prior_sd``: the
+    benchmark's known sd of one commit's level (log scale, ~ a coefficient of variation), or None.
+    Steps are returned in commit order.
     """
-    _check_arguments(commits, samples, alpha, min_ratio)
-    series = _series(samples)
-    if series is None:
+    _check_arguments(commits, samples, alpha, min_ratio, prior_sd)
+    positions, levels, counts, spread_ok = levels_of(samples)
+    if len(positions) < 3:
         return []
-    found: dict[int, float] = {}  # boundary (first commit of the right side, 0..m) -> corrected p
-    _segment(series, alpha, found)
-    return _steps_from_boundaries(commits, series, found, min_ratio)
+    keep = _not_outliers(levels, counts, spread_ok)
+    positions, levels = positions[keep], levels[keep]
+    m = len(levels)
+    if m < 3 or np.ptp(levels) == 0.0:
+        return []
+    found = _fit(levels, positions.astype(np.float64), alpha, prior_sd)
+    return _steps(commits, positions, levels, found, min_ratio)
+
+
+def detectable_step(sd: float, commits_before: int = 5, commits_after: int = 5, commits: int = 20,
+                    alpha: float = DEFAULT_ALPHA, power: float = 0.8) -> float:
+    """The smallest step (a fraction: 0.1 = 10 %) this detector finds with probability ``power``
+    in a history of ``commits`` commits, ``commits_before``/``commits_after`` of them on either
+    side, when one commit's level has sd ``sd`` (log scale, ~ its coefficient of variation).
+
+    The threshold is the single-split test's (Bonferroni over ``commits - 1`` boundaries with half
+    of ``alpha``); ``tools.lib.noise`` computes each benchmark's minimum detectable effect with it.
+    """
+    if not (sd >= 0.0 and math.isfinite(sd)):
+        raise ValueError(f"sd must be a finite number >= 0, got {sd}")
+    if commits_before < 1 or commits_after < 1 or commits < commits_before + commits_after:
+        raise ValueError(f"need 1+ commits on each side within {commits} commits, got {commits_before} and {commits_after}")
+    critical = float(stats.t.isf(alpha / (4.0 * (commits - 1)), max(commits - 3, 1)))
+    shift = (critical + float(stats.norm.isf(1.0 - power))) * sd * math.sqrt(1.0 / commits_before + 1.0 / commits_after)
+    return math.expm1(shift)
 
 
 def asv_steps(
@@ -131,153 +163,340 @@ def asv_steps(
     return sorted(found, key=lambda step: step.index)
 
 
-def _check_arguments(commits: list[str], samples: list[list[float]], alpha: float, min_ratio: float) -> None:
+def _check_arguments(commits: list[str], samples: list[list[float]], alpha: float, min_ratio: float,
+                     prior_sd: Optional[float]) -> None:
     if len(commits) != len(samples):
         raise ValueError(f"{len(commits)} commits but {len(samples)} sample lists")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if not min_ratio >= 1.0:
         raise ValueError(f"min_ratio must be >= 1 (it applies to both directions), got {min_ratio}")
+    if prior_sd is not None and not (math.isfinite(prior_sd) and prior_sd >= 0.0):
+        raise ValueError(f"prior_sd must be a finite sd >= 0 (log scale), got {prior_sd}")
 
 
-def _series(samples: list[list[float]]) -> Optional[_Series]:
-    """Winsorised log-levels per commit and their variance; None when fewer than two commits have data."""
-    values, counts, positions = _flatten(samples)
-    if len(positions) < 2:
-        return None
-    m = len(positions)
-    offsets = np.concatenate(([0], np.cumsum(counts)))
-    owner = np.repeat(np.arange(m), counts)
-    logs = np.log(values)
-    # Sorting by (commit, value) puts each commit's samples in order: medians without a Python loop.
-    ordered = logs[np.lexsort((logs, owner))]
-    centres = 0.5 * (ordered[offsets[:-1] + (counts - 1) // 2] + ordered[offsets[:-1] + counts // 2])
-    residuals = logs - centres[owner]
-    scale = _pooled_scale(residuals, (counts > 1)[owner])
-    # Clip far samples (GC pauses, a busy core) to centre +- 2.5 robust sd: an outlier moves its
-    # commit's level by at most 2.5 sd / n, while two modes of a bimodal benchmark stay untouched.
-    clipped = np.clip(residuals, -WINSOR_SD * scale, WINSOR_SD * scale)
-    shifts = np.bincount(owner, clipped, minlength=m) / counts
-    levels = centres + shifts
-    deviations = clipped - shifts[owner]
-    df_within = float(len(values) - m)
-    within = float(np.dot(deviations, deviations) / df_within) if df_within > 0 else 0.0
-    tau2, df_between = _between_variance(levels, counts, within)
-    variances = tau2 + within / counts
-    df = _satterthwaite_df(tau2, within / counts.mean(), df_between, df_within)
-    return _Series(positions, levels, variances, df, values, offsets)
+def levels_of(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per commit with samples: (its index in ``samples``, its log-level, its sample count, whether
+    its spread is within the pooled within-commit noise).
 
-
-def _flatten(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(all samples in commit order, samples per commit, caller's index per commit) for the commits
-    that have samples."""
+    The level is the median of the log-samples; for a pair whose spread exceeds ``PAIR_OUTLIER_SD``
+    within-commit sd, the lower sample (a slow outlier is the common case in timings).
+    """
     present = [i for i, chunk in enumerate(samples) if chunk is not None and len(chunk) > 0]
     chunks = [samples[i] for i in present]
     try:
-        values = np.concatenate([np.asarray(chunk, dtype=np.float64).ravel() for chunk in chunks]) if chunks else np.empty(0)
+        values = np.concatenate([np.asarray(c, dtype=np.float64).ravel() for c in chunks]) if chunks else np.empty(0)
     except (TypeError, ValueError) as error:
         raise ValueError(f"samples must be lists of numbers (or None for a commit not measured): {error}") from None
-    counts = np.array([len(chunk) for chunk in chunks], dtype=np.int64)
+    counts = np.array([len(c) for c in chunks], dtype=np.int64)
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
         commit = present[int(np.searchsorted(np.cumsum(counts), int(np.argmax(bad)), side="right"))]
         raise ValueError(f"samples of commit #{commit} must be finite and > 0 (steps are ratios), got {list(samples[commit])}")
-    return values, counts, np.array(present, dtype=np.int64)
+    m = len(present)
+    if m == 0:
+        return np.empty(0, np.int64), np.empty(0), counts, np.empty(0, bool)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    owner = np.repeat(np.arange(m), counts)
+    logs = np.log(values)
+    ordered = logs[np.lexsort((logs, owner))]  # each commit's samples sorted: medians without a loop
+    low, high = ordered[offsets[:-1] + (counts - 1) // 2], ordered[offsets[:-1] + counts // 2]
+    levels = 0.5 * (low + high)
+    deviation = np.abs(logs - levels[owner])
+    within = _within_sd(deviation, counts[owner] > 1)
+    widest = np.maximum.reduceat(deviation, offsets[:-1]) if len(values) else np.zeros(m)
+    pairs = counts == 2
+    if within > 0.0:
+        outlying_pair = pairs & (2.0 * widest > PAIR_OUTLIER_SD * within)
+        levels = np.where(outlying_pair, ordered[offsets[:-1]], levels)
+        spread_ok = widest <= 3.0 * within
+    else:
+        spread_ok = widest == 0.0
+    return np.array(present, dtype=np.int64), levels, counts, spread_ok
 
 
-def _pooled_scale(residuals: np.ndarray, usable: np.ndarray) -> float:
-    """Robust sd of log-samples around their commit's median (MAD; mean absolute deviation when
-    more than half are exactly 0, as with coarse timers)."""
-    spread = np.abs(residuals[usable])
+def _within_sd(deviation: np.ndarray, usable: np.ndarray) -> float:
+    """Robust sd of log-samples about their commit's median (deviations of commits with 2+ samples)."""
+    spread = deviation[usable]
+    spread = spread[spread > 0.0]  # the median sample itself (odd counts) is 0 by construction
     if spread.size == 0:
         return 0.0
-    mad = 1.4826 * float(np.median(spread))
-    return mad if mad > 0.0 else 1.2533 * float(spread.mean())
+    return 1.4826 * float(np.median(spread))
 
 
-def _between_variance(levels: np.ndarray, counts: np.ndarray, within: float) -> tuple[float, float]:
-    """(tau2, its degrees of freedom): tau2 makes squared successive differences, divided by their
-    expected variance, have the chi2_1 median, so that a few real steps barely move it."""
-    diffs_sq = np.diff(levels) ** 2
-    df_between = max(DF_PER_DIFFERENCE * len(diffs_sq), 1.0)
-    sampling = within * (1.0 / counts[:-1] + 1.0 / counts[1:])
-    if within == 0.0:
-        # Identical repeats (or one sample per commit): all noise is commit-to-commit. The plain
-        # mean of squares when most neighbours are identical, else a lone change is "certain".
-        robust = float(np.median(diffs_sq)) / (2.0 * CHI2_1_MEDIAN)
-        return (robust if robust > 0.0 else float(diffs_sq.mean()) / 2.0), df_between
-    if len(diffs_sq) < MIN_DIFFERENCES_FOR_TAU:
-        return 0.0, df_between
-
-    def median_ratio(tau2: float) -> float:
-        return float(np.median(diffs_sq / (2.0 * tau2 + sampling)))
-
-    if median_ratio(0.0) <= CHI2_1_MEDIAN:
-        return 0.0, df_between
-    low, high = 0.0, float(diffs_sq.max())
-    for _ in range(40):  # the median ratio decreases in tau2: bisection to ~1e-12 relative
-        middle = 0.5 * (low + high)
-        low, high = (middle, high) if median_ratio(middle) > CHI2_1_MEDIAN else (low, middle)
-    return high, df_between
+def _robust_sd(levels: np.ndarray) -> float:
+    """sd of one commit's level, from the median absolute successive difference (steps barely move it)."""
+    diffs = np.abs(np.diff(levels))
+    sd = float(np.median(diffs)) / (0.6745 * math.sqrt(2.0))
+    if sd == 0.0:  # most neighbours identical (deterministic values): the mean absolute difference
+        sd = float(diffs.mean()) * math.sqrt(math.pi) / 2.0
+    return sd
 
 
-def _satterthwaite_df(tau2: float, sampling: float, df_between: float, df_within: float) -> float:
-    """Degrees of freedom of tau2 + sampling, each estimated with its own degrees of freedom."""
-    if tau2 <= 0.0:
-        return df_within if df_within > 0 else df_between
-    if sampling <= 0.0 or df_within <= 0:
-        return df_between
-    total = tau2 + sampling
-    return total * total / (tau2 * tau2 / df_between + sampling * sampling / df_within)
+def _not_outliers(levels: np.ndarray, counts: np.ndarray, spread_ok: np.ndarray) -> np.ndarray:
+    """Mask of commits kept: not far from the median of the commits around them (Hampel filter).
 
-
-def _best_boundary(series: _Series, lo: int, hi: int) -> Optional[tuple[int, float]]:
-    """(boundary, Bonferroni-corrected p) of the most significant split of commits [lo, hi).
-
-    The correction counts every boundary of the whole history, not only those of [lo, hi): the
-    segments left after the splits never hold more than that many boundaries together, so the chance
-    of any spurious extra step stays below alpha too.
+    The newest commit alone at a new level is kept when it has 3+ samples that agree with each
+    other (a regression in the newest commit, not one slow sample); otherwise it waits for the next
+    commit (or a confirmation run) to tell a step from an outlier.
     """
-    variances = series.variances[lo:hi]
-    if np.any(variances <= 0.0):
-        return None  # no noise at all and no change (a change would have made tau2 > 0)
-    weights = 1.0 / variances
-    levels = series.levels[lo:hi]
-    left_weight = np.cumsum(weights)[:-1]
-    left_sum = np.cumsum(weights * levels)[:-1]
-    right_weight = weights.sum() - left_weight
-    right_sum = float(np.dot(weights, levels)) - left_sum
-    z = (right_sum / right_weight - left_sum / left_weight) / np.sqrt(1.0 / left_weight + 1.0 / right_weight)
-    best = int(np.argmax(np.abs(z)))
-    p_single = 2.0 * float(special.stdtr(series.df, -abs(z[best])))
-    return lo + best + 1, min(1.0, p_single * (len(series.positions) - 1))
+    m = len(levels)
+    width = 2 * HAMPEL_HALF_WINDOW + 1
+    if m < width:
+        return np.ones(m, dtype=bool)
+    windows = sliding_window_view(levels, width)
+    centre = np.median(windows, axis=1)
+    centre = np.concatenate((np.full(HAMPEL_HALF_WINDOW, centre[0]), centre, np.full(HAMPEL_HALF_WINDOW, centre[-1])))
+    # The edges: the median of the three commits nearest the edge (commit, and two inwards).
+    centre[0] = np.median(levels[:3])
+    centre[1] = np.median(levels[:4])
+    centre[-1] = np.median(levels[-3:])
+    centre[-2] = np.median(levels[-4:])
+    scale = _robust_sd(levels)
+    keep = np.abs(levels - centre) <= HAMPEL_SD * scale if scale > 0 else levels == centre
+    if not keep[-1] and counts[-1] >= 3 and spread_ok[-1]:
+        keep[-1] = True
+    return keep
 
 
-def _segment(series: _Series, alpha: float, found: dict[int, float]) -> None:
-    """Binary segmentation: split at the best boundary while it is significant, then recurse."""
-    pending = [(0, len(series.positions))]
-    while pending:
-        lo, hi = pending.pop()
-        if hi - lo < 2:
+def _pooled(sums: np.ndarray, squares: np.ndarray, sizes: np.ndarray) -> float:
+    """Residual sum of squares of segments around their own means."""
+    return float(np.sum(squares - sums * sums / sizes))
+
+
+class _Fit:
+    """Prefix sums of levels for O(1) segment means and residual sums of squares."""
+
+    def __init__(self, levels: np.ndarray):
+        self.y = levels
+        self.s1 = np.concatenate(([0.0], np.cumsum(levels)))
+        self.s2 = np.concatenate(([0.0], np.cumsum(levels * levels)))
+
+    def rss(self, lo: int, hi: int) -> float:
+        n = hi - lo
+        s = self.s1[hi] - self.s1[lo]
+        return float(self.s2[hi] - self.s2[lo] - s * s / n)
+
+    def total_rss(self, bounds: list[int]) -> float:
+        return sum(self.rss(a, b) for a, b in zip(bounds, bounds[1:]))
+
+
+def _variance(rss: float, df: int, prior_sd: Optional[float]) -> tuple[float, float]:
+    """(variance of one commit's level, its degrees of freedom), the prior pooled in when given."""
+    if prior_sd is not None and prior_sd > 0.0:
+        return (rss + PRIOR_DF * prior_sd * prior_sd) / (df + PRIOR_DF), df + PRIOR_DF
+    return (rss / df if df > 0 else 0.0), float(df)
+
+
+def _p_two_sided(t: np.ndarray | float, df: float) -> np.ndarray | float:
+    return 2.0 * special.stdtr(df, -np.abs(t))
+
+
+def _best_split(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: int,
+                prior_sd: Optional[float]) -> Optional[tuple[int, float]]:
+    """(boundary, uncorrected p) of the most significant single split of [lo, hi), the variance
+    pooled over every segment of the history with this split added."""
+    n = hi - lo
+    if n < 2:
+        return None
+    k = np.arange(lo + 1, hi)
+    n_left, n_right = k - lo, hi - k
+    s_left, s_right = fit.s1[k] - fit.s1[lo], fit.s1[hi] - fit.s1[k]
+    q_left, q_right = fit.s2[k] - fit.s2[lo], fit.s2[hi] - fit.s2[k]
+    rss = rss_other + (q_left - s_left ** 2 / n_left) + (q_right - s_right ** 2 / n_right)
+    df = m - segments - 1
+    if df <= 0 and prior_sd is None:
+        return None
+    variance, dof = _variance(0.0, 0, None)  # placeholder, replaced below per split
+    if prior_sd is not None and prior_sd > 0.0:
+        variance = (rss + PRIOR_DF * prior_sd ** 2) / (df + PRIOR_DF)
+        dof = df + PRIOR_DF
+    else:
+        variance = rss / df
+        dof = float(df)
+    diff = s_right / n_right - s_left / n_left
+    se = np.sqrt(np.maximum(variance, 0.0) * (1.0 / n_left + 1.0 / n_right))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, diff / se, np.where(diff != 0, np.inf, 0.0))
+    best = int(np.argmax(np.abs(t)))
+    return int(k[best]), float(_p_two_sided(t[best], dof))
+
+
+def _best_pair(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: int,
+               prior_sd: Optional[float]) -> Optional[tuple[int, int, float, int]]:
+    """(a, b, uncorrected p, pairs tried) of the segment [a, b) inside [lo, hi) (2+ commits, not
+    touching both ends) that differs most from the rest of [lo, hi)."""
+    n = hi - lo
+    if n < 4:
+        return None
+    a = np.arange(lo + 1, hi - 1)[:, None]
+    b = np.arange(lo + 2, hi)[None, :]
+    valid = b - a >= 2
+    inner_n = (b - a).astype(np.float64)
+    inner_s = fit.s1[b] - fit.s1[a]
+    inner_q = fit.s2[b] - fit.s2[a]
+    outer_n = n - inner_n
+    outer_s = (fit.s1[hi] - fit.s1[lo]) - inner_s
+    outer_q = (fit.s2[hi] - fit.s2[lo]) - inner_q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rss = rss_other + (inner_q - inner_s ** 2 / inner_n) + (outer_q - outer_s ** 2 / outer_n)
+        df = m - segments - 2
+        if df <= 0 and prior_sd is None:
+            return None
+        if prior_sd is not None and prior_sd > 0.0:
+            variance = (rss + PRIOR_DF * prior_sd ** 2) / (df + PRIOR_DF)
+            dof = df + PRIOR_DF
+        else:
+            variance = rss / df
+            dof = float(df)
+        diff = inner_s / inner_n - outer_s / outer_n
+        se = np.sqrt(np.maximum(variance, 0.0) * (1.0 / inner_n + 1.0 / outer_n))
+        t = np.where(se > 0, diff / se, np.where(diff != 0, np.inf, 0.0))
+    t = np.where(valid, np.abs(t), -1.0)
+    flat = int(np.argmax(t))
+    i, j = divmod(flat, t.shape[1])
+    tried = int(valid.sum())
+    return int(a[i, 0]), int(b[0, j]), float(_p_two_sided(t[i, j], dof)), tried
+
+
+def _segment(levels: np.ndarray, alpha: float, prior_sd: Optional[float]) -> list[tuple[int, float]]:
+    """Boundaries found, each with the Bonferroni factor it was found under."""
+    """Greedy binary segmentation: the most significant single split of any current segment while
+    one is significant (Bonferroni over the m - 1 boundaries); then, in segments that no single
+    split divides, the most significant excursion (a pair of boundaries, Bonferroni over pairs).
+    Each of the two searches spends half of ``alpha``."""
+    fit = _Fit(levels)
+    m = len(levels)
+    bounds = [0, m]
+    found: dict[int, float] = {}  # boundary -> Bonferroni factor it was found under
+    while True:
+        rss_all = fit.total_rss(bounds)
+        best: Optional[tuple[float, int]] = None
+        for lo, hi in zip(bounds, bounds[1:]):
+            split = _best_split(fit, lo, hi, rss_all - fit.rss(lo, hi), m, len(bounds) - 1, prior_sd)
+            if split is not None and (best is None or split[1] < best[0]):
+                best = (split[1], split[0])
+        if best is not None and best[0] * 2.0 * (m - 1) < alpha:
+            found[best[1]] = 2.0 * (m - 1)
+            bounds = sorted({*bounds, best[1]})
             continue
-        best = _best_boundary(series, lo, hi)
-        if best is None or best[1] >= alpha:
+        pair_best: Optional[tuple[float, int, int]] = None
+        for lo, hi in zip(bounds, bounds[1:]):
+            pair = _best_pair(fit, lo, hi, rss_all - fit.rss(lo, hi), m, len(bounds) - 1, prior_sd)
+            if pair is not None:
+                a, b, p, _ = pair
+                corrected = p * m * (m - 1)
+                if pair_best is None or corrected < pair_best[0]:
+                    pair_best = (corrected, a, b)
+        if pair_best is not None and pair_best[0] < alpha:
+            corrected, a, b = pair_best
+            found[a] = found[b] = float(m * (m - 1))
+            bounds = sorted({*bounds, a, b})
             continue
-        boundary, p_value = best
-        found[boundary] = p_value
-        pending.extend(((lo, boundary), (boundary, hi)))
+        return sorted(found.items())
 
 
-def _steps_from_boundaries(commits: list[str], series: _Series, found: dict[int, float], min_ratio: float) -> list[Step]:
-    edges = [0, *sorted(found), len(series.positions)]
-    bounds = series.offsets[edges]
-    medians = [float(np.median(series.values[a:b])) for a, b in zip(bounds, bounds[1:])]
+def _prune(levels: np.ndarray, found: list[tuple[int, float]], alpha: float,
+           prior_sd: Optional[float]) -> list[tuple[int, float]]:
+    """Re-test every boundary against its two neighbouring segments with the final pooled variance
+    (Bonferroni factor as when it was found); drop the weakest non-significant one and repeat
+    (Otava's merge step). Returns (boundary, corrected p)."""
+    fit = _Fit(levels)
+    m = len(levels)
+    boundaries = [b for b, _ in found]
+    factors = dict(found)
+    while boundaries:
+        bounds = [0, *boundaries, m]
+        rss = fit.total_rss(bounds)
+        variance, dof = _variance(rss, m - len(bounds) + 1, prior_sd)
+        if dof <= 0:
+            return []
+        ps = []
+        for i in range(1, len(bounds) - 1):
+            a, k, b = bounds[i - 1], bounds[i], bounds[i + 1]
+            diff = (fit.s1[b] - fit.s1[k]) / (b - k) - (fit.s1[k] - fit.s1[a]) / (k - a)
+            se = math.sqrt(max(variance, 0.0) * (1.0 / (k - a) + 1.0 / (b - k)))
+            t = diff / se if se > 0 else (math.inf if diff else 0.0)
+            ps.append(min(1.0, float(_p_two_sided(t, dof)) * factors[k]))
+        worst = int(np.argmax(ps))
+        if ps[worst] < alpha:
+            return list(zip(boundaries, ps))
+        del boundaries[worst]
+    return []
+
+
+def _within_slope(levels: np.ndarray, times: np.ndarray, boundaries: list[int]) -> tuple[float, float]:
+    """(slope per commit, its t statistic) of one trend shared by all segments, each segment with
+    its own level (least squares)."""
+    bounds = [0, *boundaries, len(levels)]
+    sxy = sxx = rss_flat = 0.0
+    for a, b in zip(bounds, bounds[1:]):
+        x = times[a:b] - times[a:b].mean()
+        y = levels[a:b] - levels[a:b].mean()
+        sxy += float(np.dot(x, y))
+        sxx += float(np.dot(x, x))
+        rss_flat += float(np.dot(y, y))
+    if sxx == 0.0:
+        return 0.0, 0.0
+    slope = sxy / sxx
+    df = len(levels) - len(bounds) + 1 - 1
+    rss = rss_flat - slope * sxy
+    if df <= 0 or rss <= 0.0:
+        return slope, (math.inf if slope else 0.0)
+    return slope, slope / math.sqrt(rss / df / sxx)
+
+
+def _cost(levels: np.ndarray, times: np.ndarray, found: list[tuple[int, float]], slope: float,
+          alpha: float) -> float:
+    """Penalised fit of a model (segments, optional trend): ``m log(RSS / m)`` plus, per boundary,
+    the squared t a boundary needs to pass (Bonferroni over m - 1 at ``alpha``), plus
+    ``TREND_PENALTY`` for the trend."""
+    m = len(levels)
+    y = levels - slope * times
+    bounds = [0, *[b for b, _ in found], m]
+    rss = sum(float(np.sum((y[a:b] - y[a:b].mean()) ** 2)) for a, b in zip(bounds, bounds[1:]))
+    need = float(stats.t.isf(alpha / 2.0 / max(m - 1, 1), max(m - 3, 1))) ** 2
+    return m * math.log(max(rss, 1e-300) / m) + need * len(found) + (TREND_PENALTY if slope else 0.0)
+
+
+def _fit(levels: np.ndarray, times: np.ndarray, alpha: float, prior_sd: Optional[float]) -> list[tuple[int, float]]:
+    """Steps of ``levels``, around a linear trend when a trend explains the history better (drift
+    is not a step).
+
+    Two candidates: the segments of the levels as they are; and a trend found by alternating,
+    from the least-squares slope of the whole history, between segmenting the detrended levels and
+    re-estimating the slope within the segments found. The one with the smaller penalised misfit
+    (``_cost``) wins.
+    """
+    search = lambda y: _prune(y, _segment(y, alpha, prior_sd), alpha, prior_sd)  # noqa: E731
+    plain = search(levels)
+    if len(levels) < 6:
+        return plain
+    slope, _ = _within_slope(levels, times, [])
+    seen: list[list[int]] = []
+    for _ in range(6):
+        found = search(levels - slope * times)
+        boundaries = [b for b, _ in found]
+        if boundaries in seen:
+            break
+        seen.append(boundaries)
+        slope, _ = _within_slope(levels, times, boundaries)
+    if slope == 0.0 or _cost(levels, times, found, slope, alpha) >= _cost(levels, times, plain, 0.0, alpha):
+        return plain
+    return found
+
+
+def _steps(commits: list[str], positions: np.ndarray, levels: np.ndarray, found: list[tuple[int, float]],
+           min_ratio: float) -> list[Step]:
+    edges = [0, *[b for b, _ in found], len(levels)]
+    medians = [float(np.median(levels[a:b])) for a, b in zip(edges, edges[1:])]
     steps = []
-    for k, boundary in enumerate(edges[1:-1]):
-        ratio = medians[k + 1] / medians[k]
+    for k, (boundary, p_value) in enumerate(found):
+        ratio = math.exp(medians[k + 1] - medians[k])
         if ratio == 1.0 or max(ratio, 1.0 / ratio) < min_ratio:
             continue
-        before, after = int(series.positions[boundary - 1]), int(series.positions[boundary])
+        before, after = int(positions[boundary - 1]), int(positions[boundary])
         direction: Direction = "slower" if ratio > 1.0 else "faster"
-        steps.append(Step(after, commits[before], commits[after], ratio, found[boundary], direction))
+        steps.append(Step(after, commits[before], commits[after], ratio, p_value, direction,
+                          math.exp(medians[k]), math.exp(medians[k + 1])))
     return steps

@@ -22,7 +22,8 @@ from tools.lib.headline import Baseline, HeadlineRow, MachineResults, Measured, 
 from tools.lib.landing_svg import COLOURS, PlotPoint, PlotSeries, line_plot
 from tools.lib.peaks import PEAK_TFLOPS_16BIT, peak_tflops
 
-__all__ = ["PAGE", "asv_graph_url", "render_landing", "write_landing", "machine_names"]
+__all__ = ["PAGE", "MachineSection", "asv_graph_url", "headline_badge", "load_sections", "machine_names",
+           "render_landing"]
 
 PAGE = "overview.html"
 
@@ -99,7 +100,10 @@ NA = '<td class="num na">—</td>'
 # One machine
 
 @dataclass
-class _Section:
+class MachineSection:
+    """One machine's part of the page: its results and, where it has forward times, the newest
+    such run, its headline shape, the fastest dense baseline there and the table's rows."""
+
     machine: MachineResults
     run: object = None
     shape: Shape | None = None
@@ -142,7 +146,18 @@ def _column_commit(measured: list[Measured | None], newest: str) -> tuple[str, s
     return newest, ""
 
 
-def _headline_table(section: _Section) -> str:
+def _noise_floors(machine: MachineResults, results_dir: Path) -> dict | None:
+    """{(benchmark, params without asv's quotes): NoiseFloor} of ``machine``; None where no noise
+    measurement exists (no module, or no noise file for the machine)."""
+    try:
+        from tools.lib.noise import load_noise_floors
+    except ImportError:  # no noise measurement in this checkout
+        return None
+    floors = load_noise_floors(str(results_dir), machine.name)
+    return {(b, tuple(str(p).strip("'") for p in params)): f for (b, params), f in floors.items()} or None
+
+
+def _headline_table(section: MachineSection, floors: dict | None = None) -> str:
     m, shape, baseline = section.machine, section.shape, section.baseline
     newest = section.run.commit_hash
     peak = peak_tflops(m.facts.get("gpu"), shape.dtype_name)
@@ -157,7 +172,8 @@ def _headline_table(section: _Section) -> str:
     peak_label = (f"% of peak ({peak:g} TFLOP/s)" if peak else
                   "% of peak (no peak known for this " + ("GPU and dtype)" if m.is_gpu else "CPU)"))
     vs = f"vs fastest dense ({html.escape(baseline.name)})" if baseline else "vs fastest dense (none measured)"
-    head = ["implementation", "forward ms", vs, "effective TFLOP/s" + tflops_note, peak_label + tflops_note,
+    floor_head = ["noise floor (smallest detectable change)"] if floors else []
+    head = ["implementation", "forward ms", *floor_head, vs, "effective TFLOP/s" + tflops_note, peak_label + tflops_note,
             memory_label + memory_note, (f"÷ q+k+v+out ({qkvo:g} MiB)" if qkvo else "÷ q+k+v+out") + memory_note,
             "largest fit (tokens)" + largest_note, "peak ÷ q+k+v+out at largest" + largest_note]
     lines = ['<table class="headline"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) +
@@ -165,6 +181,10 @@ def _headline_table(section: _Section) -> str:
     for row in rows:
         cells = [f'<td class="impl">{html.escape(row.implementation)}</td>',
                  _cell(_ms(row.time.value), "value", row.time, newest=newest)]
+        if floors:
+            floor = floors.get((row.time.benchmark, tuple(p.strip("'") for p in row.time.params)))
+            mde = _figure_or_dash(None if floor is None else 100 * floor.mde, ".1f")
+            cells.append(f'<td class="num noise-floor">{"±" + mde + "%" if mde != "—" else mde}</td>')
         cells.append(_cell(_ratio(row.ratio), "ratio", baseline.time, row.time, newest=newest)
                      if row.ratio is not None else NA)
         if row.tflops:
@@ -215,12 +235,12 @@ def _time_point(name: str, m: Measured) -> PlotPoint:
 BASELINE_COLOURS = ("#555555", "#bcbd22", "#17becf", "#999999")
 
 
-def _colours(section: _Section) -> dict[str, str]:
+def _colours(section: MachineSection) -> dict[str, str]:
     """One colour per implementation, the same in every plot of a machine (table order)."""
     return {row.implementation: COLOURS[i % 8] for i, row in enumerate(section.rows)}
 
 
-def _seq_len_plot(section: _Section) -> str:
+def _seq_len_plot(section: MachineSection) -> str:
     m, run, shape = section.machine, section.run, section.shape
     forward = hl.forward_by_seq_len(run, shape)
     dense = hl.dense_by_seq_len(run, shape, m.is_gpu)
@@ -242,9 +262,12 @@ def _seq_len_plot(section: _Section) -> str:
                              f"commit {run.commit_hash[:8]}; dashed: SDPA backends).")
 
 
-def _history_plot(section: _Section) -> str:
+def _history_plot(section: MachineSection) -> str:
     m, shape = section.machine, section.shape
     history = hl.ratio_history(m, shape)
+    if not history:
+        return ('<figure><p class="absent">No speed-up history: no commit measured a dense kernel at '
+                'this shape.</p></figure>')
     measured = {p.commit for points in history.values() for p in points}
     commits = list(dict.fromkeys(r.commit_hash for r in m.runs if r.commit_hash in measured))
     position = {c: i for i, c in enumerate(commits)}
@@ -264,52 +287,79 @@ def _history_plot(section: _Section) -> str:
                              f"{int(shape.seq_len):,} tokens, per commit (asv's graph shows the times).")
 
 
-def _verdicts(machine: MachineResults, results_dir: Path, benchmarks: dict) -> str:
+def _asv_params(benchmark: str, params: tuple[str, ...], benchmarks: dict) -> dict[str, list[str]]:
+    """{param name: [value as benchmarks.json spells it]} for one parameter tuple, whether its values
+    come quoted like asv's (``'bfloat16'``) or bare like the series labels (``bfloat16``)."""
+    definition = benchmarks.get(benchmark) or {}
+    selection = {}
+    for name, value, known in zip(definition.get("param_names") or [], params, definition.get("params") or []):
+        spelled = next((k for k in known if k == value or k.strip("'") == str(value).strip("'")), value)
+        selection[name] = [spelled]
+    return selection
+
+
+def _figure_or_dash(value: float | None, fmt: str) -> str:
+    return "—" if value is None or value != value else format(value, fmt)
+
+
+def _all_verdicts(results_dir: Path) -> dict[str, list] | None:
+    """{machine: its confirmed and candidate regressions}, every machine judged in one pass; None
+    where this checkout has no detector."""
     try:
         from tools.lib.verdicts import verdicts_for
-    except ImportError:
+    except ImportError:  # no detector in this checkout: nothing has been judged
+        return None
+    found: dict[str, list] = {}
+    for v in verdicts_for(str(results_dir)):
+        if v.status in ("confirmed", "candidate"):
+            found.setdefault(v.machine, []).append(v)
+    return found
+
+
+def _verdicts(machine: MachineResults, verdicts: dict[str, list] | None, benchmarks: dict) -> str:
+    if verdicts is None:
         return '<p class="absent">No verdicts yet: the regression detector has not judged these results.</p>'
-    found = [v for v in verdicts_for(results_dir, machine.name) if v.status in ("confirmed", "candidate")]
+    found = verdicts.get(machine.name, [])
     if not found:
-        return '<p>No confirmed or candidate regressions.</p>'
+        return '<p class="none">The detector found no confirmed or candidate regression on this machine.</p>'
     rows = []
-    for v in sorted(found, key=lambda v: (v.status != "confirmed", v.benchmark, v.params)):
-        names = (benchmarks.get(v.benchmark) or {}).get("param_names") or []
-        selection = {n: [p] for n, p in zip(names, v.params)}
-        url = asv_graph_url(v.benchmark, machine.name, selection,
-                            commits=f"{(v.parent or '')[:8]}-{v.commit[:8]}" if v.parent else v.commit[:8])
-        floor = "—" if v.noise_floor is None else f"{v.noise_floor:.3g}"
+    for v in sorted(found, key=lambda v: (v.status != "confirmed", -v.factor, v.benchmark, v.params)):
+        commits = f"{v.parent[:8]}-{v.commit[:8]}" if v.parent else v.commit[:8]
+        url = asv_graph_url(v.benchmark, machine.name, _asv_params(v.benchmark, v.params, benchmarks),
+                            commits=commits)
+        floor = _figure_or_dash(None if v.noise_floor is None else 100 * v.noise_floor, ".1f")
         rows.append(f'<tr class="{html.escape(v.status)}"><td>{html.escape(v.status)}</td>'
                     f'<td><a href="{html.escape(url, quote=True)}">{html.escape(v.benchmark)}</a></td>'
-                    f'<td>{html.escape(", ".join(v.params))}</td><td>{html.escape((v.parent or "")[:8])} → '
-                    f'{html.escape(v.commit[:8])}</td><td class="num">{v.factor:.3g}x</td>'
-                    f'<td class="num">{v.p_value:.2g}</td><td class="num">{floor}</td></tr>')
-    return ('<table class="verdicts"><thead><tr><th>status</th><th>benchmark</th><th>params</th>'
-            '<th>commits</th><th>factor</th><th>p-value</th><th>noise floor</th></tr></thead><tbody>'
+                    f'<td>{html.escape(", ".join(str(p) for p in v.params))}</td>'
+                    f'<td><code>{html.escape((v.parent or "?")[:8])}</code> → <code>{html.escape(v.commit[:8])}</code></td>'
+                    f'<td class="num">{v.factor:.2f}x</td><td class="num">{_figure_or_dash(v.p_value, ".2g")}</td>'
+                    f'<td class="num">{floor}{"%" if floor != "—" else ""}</td></tr>')
+    return ('<table class="verdicts"><thead><tr><th>status</th><th>benchmark (opens asv, step marked)</th>'
+            '<th>params</th><th>last good → first bad</th><th>factor (worse by)</th><th>p-value</th>'
+            '<th>noise floor (smallest detectable change)</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
 
 
 def _noise(machine: MachineResults, results_dir: Path) -> str:
-    try:
-        from tools.lib.noise import load_noise_floors
-    except ImportError:
-        return '<p class="absent">No noise floor measured on this machine.</p>'
-    floors = load_noise_floors(results_dir, machine.name)
+    floors = _noise_floors(machine, results_dir)
     if not floors:
         return '<p class="absent">No noise floor measured on this machine.</p>'
     rows = []
     for (benchmark, params), f in sorted(floors.items()):
-        rows.append(f"<tr><td>{html.escape(benchmark)}</td><td>{html.escape(', '.join(params))}</td>"
-                    f'<td class="num">{100 * f.within_cv:.2f}%</td><td class="num">{100 * f.between_cv:.2f}%</td>'
-                    f'<td class="num">{100 * f.mde:.1f}%</td><td>{"yes" if f.stable else "no"}</td>'
+        cells = [_figure_or_dash(100 * x, ".2f") for x in (f.within_cv, f.between_cv)]
+        mde = _figure_or_dash(100 * f.mde, ".1f")
+        rows.append(f"<tr><td>{html.escape(benchmark)}</td><td>{html.escape(', '.join(map(str, params)))}</td>"
+                    + "".join(f'<td class="num">{c}{"%" if c != "—" else ""}</td>' for c in cells)
+                    + f'<td class="num">{mde}{"%" if mde != "—" else ""}</td><td>{"yes" if f.stable else "no"}</td>'
                     f'<td class="num">{f.runs}</td></tr>')
-    return ('<details><summary>' + f"{len(rows)} benchmark parameter sets" + '</summary>'
+    return (f"<details><summary>{len(rows)} parameter sets measured (runs of the same commit)</summary>"
             '<table class="noise"><thead><tr><th>benchmark</th><th>params</th><th>within-run CV</th>'
             '<th>between-run CV</th><th>smallest detectable change</th><th>stable</th><th>runs</th></tr>'
             '</thead><tbody>' + "".join(rows) + "</tbody></table></details>")
 
 
-def _machine_section(section: _Section, results_dir: Path, benchmarks: dict) -> str:
+def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dict,
+                     verdicts: dict[str, list] | None) -> str:
     m = section.machine
     parts = [f'<section class="machine" id="machine-{html.escape(m.name)}">',
              f"<h2>{html.escape(m.name)}</h2>", _facts(m, section.run)]
@@ -323,9 +373,9 @@ def _machine_section(section: _Section, results_dir: Path, benchmarks: dict) -> 
                      f'<code class="commit">{run.commit_hash[:8]}</code> (committed {_date(run.date)}; measured '
                      f'{_date((run.started_at or {}).get(hl.FORWARD))}); {base_text}. Figures from another '
                      f"commit say so; hover a figure for its benchmark, parameters and date.</p>")
-        parts.append(_headline_table(section))
+        parts.append(_headline_table(section, _noise_floors(m, results_dir)))
         parts.append('<div class="plots">' + _seq_len_plot(section) + _history_plot(section) + "</div>")
-    parts += ["<h3>Regression verdicts</h3>", _verdicts(m, results_dir, benchmarks),
+    parts += ["<h3>Regression verdicts</h3>", _verdicts(m, verdicts, benchmarks),
               "<h3>Noise floors</h3>", _noise(m, results_dir), "</section>"]
     return "\n".join(parts)
 
@@ -350,26 +400,46 @@ section.machine { border-top: 2px solid #ccc; margin-top: 1.5em; }
 """
 
 
-def render_landing(results_dir: Path, order: dict[str, int] | None = None) -> str:
-    """The whole landing page as HTML text, from ``results_dir`` (machine folders, benchmarks.json)."""
+def load_sections(results_dir: Path, order: dict[str, int] | None = None) -> list[MachineSection]:
+    """Every machine under ``results_dir`` with its headline figures, GPUs first; a ToolError names
+    an unreadable machine.json."""
+    machines = [hl.load_machine(results_dir, name, order) for name in machine_names(results_dir)]
+    return [MachineSection(m, *hl.headline_rows(m)) for m in sorted(machines, key=lambda m: (not m.is_gpu, m.name))]
+
+
+def headline_badge(sections: list[MachineSection]) -> tuple[str, str] | None:
+    """(label, value) of the page's first headline: the fastest implementation's speed-up on the
+    first machine with one, e.g. ("h100-80gb-hbm3x1 32K forward", "20.3x vs fastest dense")."""
+    for s in sections:
+        best = next((r for r in s.rows if r.ratio is not None), None)
+        if best:
+            tokens = int(s.shape.seq_len)
+            size = f"{tokens // 1024}K" if tokens % 1024 == 0 else f"{tokens:,}"
+            return (f"{s.machine.name} {size} forward",
+                    f"{best.implementation} {_ratio(best.ratio)} vs fastest dense")
+    return None
+
+
+def render_landing(results_dir: Path, order: dict[str, int] | None = None,
+                   sections: list[MachineSection] | None = None) -> str:
+    """The whole landing page as HTML text, from ``results_dir`` (machine folders, benchmarks.json)
+    or the ``sections`` already loaded from it."""
     results_dir = Path(results_dir)
     benchmarks = {}
     if (results_dir / "benchmarks.json").is_file():
         benchmarks = json.loads((results_dir / "benchmarks.json").read_text())
-    sections = []
-    machines = [hl.load_machine(results_dir, name, order) for name in machine_names(results_dir)]
-    for machine in sorted(machines, key=lambda m: (not m.is_gpu, m.name)):  # GPUs first
-        run, shape, baseline, rows = hl.headline_rows(machine)
-        sections.append(_Section(machine, run, shape, baseline, rows))
+    if sections is None:
+        sections = load_sections(results_dir, order)
     summary = []
     for s in sections:
         best = next((r for r in s.rows if r.ratio is not None), None)
         what = (f"fastest: {html.escape(best.implementation)}, {_ms(best.time.value)} ms, "
-                f"{_ratio(best.ratio)} {html.escape(s.baseline.name)}") if best else "no forward times yet"
+                f"{_ratio(best.ratio)} vs {html.escape(s.baseline.name)}") if best else "no forward times yet"
         summary.append(f'<li><a href="#machine-{html.escape(s.machine.name)}">{html.escape(s.machine.name)}</a>: '
                        f'{html.escape(s.machine.facts.get("gpu") or s.machine.facts.get("cpu", "?"))}; {what}</li>')
     peaks = ", ".join(f"{name} {tflops:g}" for name, tflops in PEAK_TFLOPS_16BIT)
-    body = "\n".join(_machine_section(s, results_dir, benchmarks) for s in sections)
+    verdicts = _all_verdicts(results_dir)
+    body = "\n".join(_machine_section(s, results_dir, benchmarks, verdicts) for s in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>attnbench: results overview</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -392,12 +462,3 @@ TFLOP/s from the vendors' datasheets ({peaks}); float32 and CPUs have none here.
 seq_len x heads x head_dim x bytes per element.</p></footer>
 </body></html>
 """
-
-
-def write_landing(results_dir: Path, html_dir: Path, order: dict[str, int] | None = None) -> Path:
-    """Write ``html_dir/overview.html``; returns its path."""
-    from tools.lib.files import write_text_atomic
-
-    path = Path(html_dir) / PAGE
-    write_text_atomic(str(path), render_landing(results_dir, order))
-    return path

@@ -1,23 +1,27 @@
-"""Finding regressions (upward steps) in per-commit series, with asv's detector or the sample-aware one.
+"""Regressions (steps the wrong way) in per-commit series, each benchmark judged in its own direction.
 
-``asv``: asv's own ``step_detect`` on one value per commit, weighted as ``asv publish`` weights them.
-``samples``: ``tools.lib.detect.detect_steps`` (a test on the raw samples of each side of a step).
-A regression is reported when after/before >= threshold; ``open`` when the latest value is still
-at least ``threshold`` times the last good one. Series whose unit is a throughput or a capacity
-(``HIGHER_IS_BETTER_UNITS``) are searched as reciprocals, so a drop is the regression there (asv's
-own site cannot tell and lists their rises); their ratio is before/after.
+The one path from results to regressions: ``tools.lib.series`` gives each (machine, benchmark,
+params) series; ``series_steps`` turns it lower-is-better (times, memory: as they are; throughput
+and capacity, ``HIGHER_IS_BETTER_UNITS``: inverted) and runs the detector (``tools.lib.detect``,
+or asv's ``step_detect`` with ``detector="asv"``); ``find_regressions`` keeps the slowdowns.
+``tools.lib.verdicts`` adds confirmations and noise floors; report, badges, bisect and publish read
+from there.
 """
 from __future__ import annotations
 
 import math
-import statistics
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
+from typing import Optional
 
-from asv import step_detect
-
+from tools.lib.detect import DEFAULT_ALPHA, Step, asv_steps, detect_steps
 from tools.lib.errors import ToolError, ToolWarning
 from tools.lib.series import Point, Series, split_judgeable
+
+__all__ = ["Regression", "HIGHER_IS_BETTER_UNITS", "higher_is_better", "series_steps", "find_regressions",
+           "load_samples_detector"]
+
+HIGHER_IS_BETTER_UNITS = frozenset({"tokens", "tokens/s", "TFLOP/s"})
 
 
 @dataclass
@@ -26,96 +30,81 @@ class Regression:
     benchmark: str
     params: dict[str, str]
     unit: str
-    last_good: str  # full commit hash
+    last_good: str  # full commit hash (the last measured commit before the step)
     first_bad: str
-    before: float  # benchmark unit (seconds, bytes)
+    before: float  # benchmark unit (seconds, bytes, TFLOP/s): the level before the step
     after: float
-    ratio: float
-    p_value: float | None
-    open: bool
+    ratio: float  # > 1: worse by this factor in the benchmark's own direction
+    p_value: Optional[float]
+    open: bool  # the newest level is still at least ``threshold`` times worse than ``before``
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-HIGHER_IS_BETTER_UNITS = frozenset({"tokens", "tokens/s", "TFLOP/s"})
-
-
-def _reciprocal(x: float | None) -> float | None:
-    return 1.0 / x if x else x
-
-
-def _as_lower_is_better(series: Series) -> Series:
-    points = [replace(p, value=_reciprocal(p.value), samples=[_reciprocal(x) for x in p.samples])
-              for p in series.points]
-    return replace(series, points=points)
+def higher_is_better(unit: str) -> bool:
+    """Throughput (tokens/s, TFLOP/s) and capacity (tokens): a drop is the regression."""
+    return unit in HIGHER_IS_BETTER_UNITS
 
 
 def _valid(points: list[Point]) -> list[Point]:
-    return [p for p in points if p.value is not None and p.value == p.value]
+    return [p for p in points if p.value is not None and p.value == p.value and p.value > 0]
 
 
-def _regression(series: Series, good: Point, bad: Point, before: float, after: float,
-                p_value: float | None, latest: float, threshold: float) -> Regression:
-    return Regression(series.machine, series.benchmark, series.params, series.unit, good.commit, bad.commit,
-                      before, after, after / before, p_value, latest >= threshold * before)
+def _oriented(values: list[float], flip: bool) -> list[float]:
+    return [1.0 / v for v in values] if flip else list(values)
 
 
-def asv_regressions(series: Series, threshold: float) -> list[Regression]:
-    """asv's step detection and regression rule (``detect_regressions``) on one value per commit."""
-    points = _valid(series.points)
-    if len(points) < 2:
-        return []
-    steps = step_detect.detect_steps([p.value for p in points], [p.weight for p in points])
-    _, _, jumps = step_detect.detect_regressions(steps, threshold=max(threshold - 1.0, 0.0))
-    found = []
-    for good_idx, bad_idx, before, best_after in jumps or []:
-        if before > 0 and best_after / before >= threshold:
-            found.append(_regression(series, points[good_idx], points[bad_idx], before, best_after, None,
-                                     points[-1].value, threshold))
-    return found
+def series_steps(series: Series, detector: str = "samples", alpha: float = DEFAULT_ALPHA,
+                 prior_sd: Optional[float] = None) -> tuple[list[Point], list[Step]]:
+    """(the measured points, the steps of the series made lower-is-better): ``Step.ratio`` > 1 is
+    a regression whatever the unit; ``Step.index`` indexes the returned points.
 
-
-def _median_of(samples: list[list[float]], start: int, stop: int) -> float:
-    return statistics.median(x for commit in samples[start:stop] for x in commit)
-
-
-def samples_regressions(series: Series, threshold: float, alpha: float, detect_steps) -> list[Regression]:
-    """Upward steps from the sample-aware detector; a commit without samples counts its value once.
-
-    Before/after are the medians of all samples of the segments on either side of the step (the
-    detector's own ratio); a regression is open while the last segment stays ``threshold`` above.
+    A commit's samples are used when asv kept them, else its value counts once. Values <= 0 or NaN
+    (a failed or empty measurement) are left out.
     """
     points = _valid(series.points)
-    if len(points) < 2:
-        return []
-    samples = [p.samples or [p.value] for p in points]
-    steps = sorted(detect_steps([p.commit for p in points], samples, alpha=alpha), key=lambda s: s.index)
-    bounds = [0] + [s.index for s in steps] + [len(points)]
-    latest = _median_of(samples, bounds[-2], bounds[-1])
-    found = []
-    for k, step in enumerate(steps):
-        if step.ratio < threshold:
-            continue
-        before = _median_of(samples, bounds[k], bounds[k + 1])
-        after = _median_of(samples, bounds[k + 1], bounds[k + 2])
-        found.append(_regression(series, points[step.index - 1], points[step.index], before, after,
-                                 step.p_value, latest, threshold))
-    return found
+    flip = higher_is_better(series.unit)
+    commits = [p.commit for p in points]
+    if detector == "asv":
+        return points, asv_steps(commits, _oriented([p.value for p in points], flip))
+    samples = [_oriented([s for s in p.samples if s is not None and s == s and s > 0] or [p.value], flip)
+               for p in points]
+    return points, detect_steps(commits, samples, alpha=alpha, prior_sd=prior_sd)
 
 
 def load_samples_detector():
-    """The sample-aware detector (tools.lib.detect), or None (with a note on stderr) when tools.lib.detect is not there."""
+    """The sample-aware detector, or None (with a note on stderr) when tools.lib.detect is not there."""
     try:
-        from tools.lib.detect import detect_steps
+        from tools.lib.detect import detect_steps as found
     except ImportError as exc:
         warnings.warn(f"sample-aware detector unavailable ({exc}); using asv's step detection", ToolWarning)
         return None
-    return detect_steps
+    return found
+
+
+def _regressions_of(series: Series, points: list[Point], steps: list[Step], threshold: float) -> list[Regression]:
+    flip = higher_is_better(series.unit)
+    unit_value = (lambda level: 1.0 / level) if flip else (lambda level: level)
+    found = []
+    latest = steps[-1].level_after if steps else None
+    for step in steps:
+        if step.ratio < threshold or step.direction != "slower":
+            continue
+        before = step.level_before if step.level_before is not None else points[step.index - 1].value
+        after = step.level_after if step.level_after is not None else points[step.index].value
+        if flip and step.level_before is not None:
+            before, after = unit_value(step.level_before), unit_value(step.level_after)
+        newest = latest if latest is not None else (step.level_after or after)
+        still_open = step.level_before is None or newest >= threshold * step.level_before
+        found.append(Regression(series.machine, series.benchmark, series.params, series.unit,
+                                points[step.index - 1].commit, points[step.index].commit, before, after,
+                                step.ratio, step.p_value, still_open))
+    return found
 
 
 def find_regressions(all_series: list[Series], detector: str, threshold: float,
-                     alpha: float = 0.01) -> tuple[list[Regression], str]:
+                     alpha: float = DEFAULT_ALPHA) -> tuple[list[Regression], str]:
     """Regressions in every series, and the detector actually used ("samples" may fall back to "asv").
 
     A series with a zero, negative or infinite value cannot be judged: it is left out with a
@@ -128,16 +117,9 @@ def find_regressions(all_series: list[Series], detector: str, threshold: float,
     if detector not in ("samples", "asv"):
         raise ToolError(f"detector must be 'samples' or 'asv', got {detector!r}")
     all_series, _ = split_judgeable(all_series)
-    detect_steps = load_samples_detector() if detector == "samples" else None
-    used = "samples" if detect_steps is not None else "asv"
+    used = "samples" if detector == "samples" and load_samples_detector() is not None else "asv"
     found = []
     for series in all_series:
-        flipped = series.unit in HIGHER_IS_BETTER_UNITS
-        searched = _as_lower_is_better(series) if flipped else series
-        if used == "samples":
-            regressions = samples_regressions(searched, threshold, alpha, detect_steps)
-        else:
-            regressions = asv_regressions(searched, threshold)
-        found.extend(replace(r, before=1.0 / r.before, after=1.0 / r.after) if flipped else r
-                     for r in regressions)
+        points, steps = series_steps(series, used, alpha)
+        found.extend(_regressions_of(series, points, steps, threshold))
     return found, used

@@ -51,7 +51,9 @@ class Series:
 def asv_reason(exc: BaseException, path: str) -> str:
     """asv's message about ``path`` without the path itself (the caller names the file)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"\s*in file '[^']*'", "", text).replace(os.path.abspath(path), "the file")
+    for name in {os.path.abspath(path), path}:
+        text = text.replace(f" '{name}'", "").replace(f"'{name}'", "the file").replace(name, "the file")
+    text = re.sub(r"\s*in file '[^']*'", "", text)
     return text.strip(" :") or type(exc).__name__
 
 
@@ -100,14 +102,20 @@ def machine_facts(machine_dir: str) -> dict:
     return data
 
 
+# Folders of results/ that the suite's tools write and that hold no asv results (noise floors,
+# confirmations of regressions, run logs); asv skips them too, having no machine.json there.
+NOT_MACHINE_DIRS = frozenset({"noise", "confirmations", "logs"})
+
+
 def machine_dirs(results_dir: str) -> list[str]:
     """The machine directories under ``results_dir`` (those holding a machine.json or result files),
-    each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one."""
+    each one's machine.json checked (``machine_facts``): ToolError naming the first unreadable one.
+    ``NOT_MACHINE_DIRS`` are not machines."""
     check_results_dir(results_dir)
     found = []
     for entry in sorted(os.listdir(results_dir)):
         folder = os.path.join(results_dir, entry)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) or entry in NOT_MACHINE_DIRS:
             continue
         files = [f for f in os.listdir(folder) if f.endswith(".json")]
         if files:
@@ -191,23 +199,56 @@ def _order(series: dict, order: dict[str, int] | None) -> list[Series]:
     return sorted(out, key=lambda s: (s.machine, s.benchmark, s.label))
 
 
+def _is_number(x) -> bool:
+    """None (not measured) or a real number; anything else in a result file is damage."""
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
 def series_from_results(results_dir: str, repo_path: str | None = None) -> list[Series]:
     """Every (machine, benchmark, params) series found in an asv results directory."""
     benchmarks = load_benchmarks(results_dir)
     series: dict[tuple, Series] = {}
     for result in iter_results_checked(results_dir):
         machine = result.params.get("machine", "?")
+        bad: list[str] = []
         for key in result.get_result_keys(benchmarks):
             bench = benchmarks[key]
-            values = result.get_result_value(key, bench["params"])
-            samples = result.get_result_samples(key, bench["params"])
-            stats = result.get_result_stats(key, bench["params"])
+            try:
+                values = result.get_result_value(key, bench["params"])
+                samples = result.get_result_samples(key, bench["params"])
+                stats = result.get_result_stats(key, bench["params"])
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+                bad.append(key)
+                continue
             for params, value, smp, st in zip(_param_dicts(bench), values, samples, stats):
+                smp = list(smp) if isinstance(smp, (list, tuple)) else []
+                if not _is_number(value) or not all(_is_number(x) for x in smp):
+                    bad.append(key)
+                    value, smp, st = None, [], None
                 sid = (machine, key, tuple(params.items()))
                 s = series.setdefault(sid, Series(machine, key, params, bench.get("unit", "")))
-                s.points.append(Point(result.commit_hash, result.date or 0, value, list(smp or []),
-                                      _stats.get_weight(st)))
+                s.points.append(Point(result.commit_hash, result.date or 0, value, smp,
+                                      _stats.get_weight(st) if isinstance(st, dict) else None))
+        if bad:
+            warnings.warn(f"{result.commit_hash[:8]} on {machine}: values that are not numbers left out "
+                          f"({', '.join(sorted(set(bad))[:3])}{', ...' if len(set(bad)) > 3 else ''})",
+                          ToolWarning, stacklevel=2)
     return _order(series, git_commit_order(repo_path) if repo_path else None)
+
+
+def _graph_series(graph_params: dict, name: str, bench: dict, data, rev_to_hash: dict, rev_to_date: dict) -> list[Series]:
+    """One graph file's series (one per parameter combination), values as asv published them."""
+    found = []
+    for j, params in enumerate(_param_dicts(bench)):
+        s = Series(str(graph_params.get("machine", "?")), name, params, bench.get("unit", ""))
+        for rev, value in sorted(data, key=lambda d: d[0]):
+            v = value[j] if isinstance(value, list) else value
+            if not _is_number(v):
+                raise ValueError(f"value {v!r} at revision {rev} is not a number")
+            s.points.append(Point(rev_to_hash.get(rev, str(rev)), rev_to_date.get(rev, 0), v))
+        if any(p.value is not None for p in s.points):
+            found.append(s)
+    return found
 
 
 def series_from_site(html_dir: str) -> list[Series]:
@@ -229,14 +270,11 @@ def series_from_site(html_dir: str) -> list[Series]:
             if not os.path.isfile(path):
                 continue
             data = _load_json(path, "asv graph file")
-            combos = _param_dicts(bench)
-            for j, params in enumerate(combos):
-                s = Series(str(graph_params.get("machine", "?")), name, params, bench.get("unit", ""))
-                for rev, value in sorted(data, key=lambda d: d[0]):
-                    v = value[j] if isinstance(value, list) else value
-                    s.points.append(Point(rev_to_hash.get(rev, str(rev)), rev_to_date.get(rev, 0), v))
-                if any(p.value is not None for p in s.points):
-                    out.append(s)
+            try:
+                out.extend(_graph_series(graph_params, name, bench, data, rev_to_hash, rev_to_date))
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                warnings.warn(f"skipped {path}: not an asv graph file ({type(exc).__name__}: {exc})",
+                              ToolWarning, stacklevel=2)
     return sorted(out, key=lambda s: (s.machine, s.benchmark, s.label))
 
 

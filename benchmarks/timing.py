@@ -1,0 +1,326 @@
+"""How every ``time_*`` benchmark takes a sample: calls back to back, counted by a clock asv reads.
+
+asv times a benchmark by reading its ``timer`` before and after calling the benchmark function
+(``number`` times per sample; the suite fixes ``number = 1``). The suite's time classes set
+``timer = CLOCK``, a clock whose reading advances only by what a ``Sampler`` measured: one call of
+a ``time_*`` function runs one batch of calls, measures it the way the device needs, and adds the
+seconds per call to ``CLOCK``. asv's sample is therefore the mean time of one call over the batch,
+and everything else asv does (repeat, rounds, ``--record-samples``, ``--interleave-rounds``,
+``asv find``/``continuous``) works unchanged.
+
+How a batch is measured (``measure(calls) -> seconds per call``):
+
+* CPU (``wall_batch``): ``time.perf_counter`` around ``calls`` back-to-back calls, garbage
+  collection off.
+* CUDA (``cuda_event_batch``): a pair of CUDA events around every call, the calls back to back with
+  no synchronisation between them (one at the end of the batch), so the figure is the call's span
+  on the GPU's timeline and not the host's launch and sync jitter. Where the working set would
+  stay in the L2 cache between calls, a flush (zeroing a buffer twice the L2's size) runs before
+  each call, outside its events: every call then starts cold, as it would in a model where other
+  layers ran in between.
+* CUDA, what the caller pays (``synced_wall_batch``): wall time of one call plus
+  ``torch.cuda.synchronize``, per call: host path, launches and the sync. A different quantity,
+  kept as its own series.
+* CUDA graph replay (``cuda_graph_batch``): the call captured once into a CUDA graph and replayed
+  back to back between events: the GPU time without the implementation's host path.
+
+``Sampler.warm_up`` runs batches until the per-call time stops drifting (the fastest batches of the
+last two windows agree within the profile's tolerance), then fixes the number of calls per
+batch so that one sample lasts about the profile's ``sample_time``. A benchmark whose timing never
+settles within the warm-up limit raises ``UnstableTiming``: asv records it as failed, with the
+message in its output, instead of a number that looks good.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+__all__ = ["CLOCK", "MeasuredClock", "Policy", "Sampler", "UnstableTiming", "wall_batch",
+           "cuda_event_batch", "synced_wall_batch", "cuda_graph_batch", "L2Flush",
+           "needs_l2_flush", "require_cuda_events"]
+
+
+class MeasuredClock:
+    """asv ``timer``: reads the seconds per call measured so far (it never moves by itself).
+
+    A callable object, not a function: asv reads ``timer`` from the benchmark class, where a
+    plain function would become a bound method.
+    """
+
+    def __init__(self) -> None:
+        self._total = 0.0
+
+    def __call__(self) -> float:
+        return self._total
+
+    def add(self, seconds: float) -> None:
+        self._total += seconds
+
+
+CLOCK = MeasuredClock()
+
+
+class UnstableTiming(RuntimeError):
+    """The per-call time kept drifting for the whole warm-up: no sample would be trustworthy."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long a sample is and when a warm-up counts as settled.
+
+    ``sample_time``: seconds of calls per sample (the batch size follows from it);
+    ``window``: batches per window of the drift test; ``tolerance``: largest relative change between
+    the fastest batches of the last two windows that counts as settled; ``warmup_limit``: seconds of
+    warm-up after which a timing that still drifts is declared unstable; ``max_calls``: cap on calls
+    per batch (for calls of a few microseconds).
+    """
+
+    sample_time: float
+    window: int = 3
+    tolerance: float = 0.02
+    warmup_limit: float = 2.0
+    max_calls: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not (self.sample_time > 0 and self.window >= 1 and self.tolerance > 0
+                and self.warmup_limit > 0 and self.max_calls >= 1):
+            raise ValueError(f"invalid timing policy {self}")
+
+
+class Sampler:
+    """Times one callable: ``warm_up()`` once per process, then ``sample()`` once per asv sample.
+
+    ``measure(calls)`` runs ``calls`` calls and returns seconds per call; ``wall`` is the clock the
+    warm-up limit is read from; ``clock`` receives every sample.
+    """
+
+    def __init__(self, measure: Callable[[int], float], policy: Policy,
+                 clock: MeasuredClock = CLOCK, wall: Callable[[], float] = time.perf_counter):
+        self.measure = measure
+        self.policy = policy
+        self.clock = clock
+        self.wall = wall
+        self.calls = 0  # calls per sample, fixed by warm_up
+        self.warmup_batches: list[float] = []  # seconds per call of each warm-up batch
+
+    def _calls_for(self, per_call: float) -> int:
+        if per_call <= 0 or not math.isfinite(per_call):
+            return self.policy.max_calls
+        return max(1, min(self.policy.max_calls, round(self.policy.sample_time / per_call)))
+
+    def _window(self, per_call: float) -> int:
+        # Slow calls (seconds each on a CPU sweep) compare single batches, so that the warm-up
+        # still fits in its limit; fast ones compare windows of ``window`` batches.
+        batch = max(per_call, self.policy.sample_time)
+        return self.policy.window if 2 * self.policy.window * batch <= self.policy.warmup_limit / 2 else 1
+
+    @staticmethod
+    def drift(batches: list[float], window: int) -> float:
+        """Relative change between the fastest batches of the last two windows of ``batches``.
+
+        The fastest, not the median: interference (another process, an interrupt) only ever adds
+        time, so a busy moment does not read as drift, while a warm-up trend (clocks ramping up,
+        caches filling, lazy initialisation) moves the fastest batch as well.
+        """
+        last = min(batches[-window:])
+        before = min(batches[-2 * window:-window])
+        return abs(last / before - 1.0) if before > 0 else math.inf
+
+    def warm_up(self) -> "Sampler":
+        """Run batches until the per-call time settles; fix the calls per sample. Raises
+        ``UnstableTiming`` when it is still drifting after ``warmup_limit`` seconds (and at least
+        two chances past the first full comparison)."""
+        start = self.wall()
+        per_call = self.measure(1)
+        batches: list[float] = []
+        while True:
+            calls = self._calls_for(per_call)
+            per_call = self.measure(calls)
+            batches.append(per_call)
+            window = self._window(per_call)
+            if len(batches) >= 2 * window:
+                change = self.drift(batches, window)
+                if change <= self.policy.tolerance:
+                    break
+                elapsed = self.wall() - start
+                if elapsed >= self.policy.warmup_limit and len(batches) >= 2 * window + 2:
+                    self.warmup_batches = batches
+                    raise UnstableTiming(
+                        f"timing never stabilised: the per-call time still moved {change:.1%} between "
+                        f"the last two windows of {window} batch(es) (limit {self.policy.tolerance:.1%}) "
+                        f"after {elapsed:.1f} s of warm-up ({len(batches)} batches, last "
+                        f"{per_call * 1e3:.4g} ms a call)")
+        self.warmup_batches = batches
+        self.calls = self._calls_for(statistics.median(batches[-window:]))
+        return self
+
+    def sample(self) -> float:
+        """One sample: seconds per call over one batch, also added to the clock asv reads."""
+        if self.calls < 1:
+            raise RuntimeError("Sampler.sample() before warm_up()")
+        value = self.measure(self.calls)
+        self.clock.add(value)
+        return value
+
+
+def _gc_off(run: Callable[[], float]) -> float:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return run()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def wall_batch(call: Callable[[], None],
+               clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
+    """CPU: seconds per call of ``calls`` back-to-back calls, garbage collection off."""
+
+    def measure(calls: int) -> float:
+        def run() -> float:
+            begin = clock()
+            for _ in range(calls):
+                call()
+            return (clock() - begin) / calls
+        return _gc_off(run)
+
+    return measure
+
+
+def synced_wall_batch(call: Callable[[], None], sync: Callable[[], None],
+                      clock: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
+    """What a caller pays per call: wall seconds of one call and a device sync, averaged."""
+
+    def measure(calls: int) -> float:
+        def run() -> float:
+            sync()
+            total = 0.0
+            for _ in range(calls):
+                begin = clock()
+                call()
+                sync()
+                total += clock() - begin
+            return total / calls
+        return _gc_off(run)
+
+    return measure
+
+
+def require_cuda_events() -> None:
+    """One-line error when this process cannot time with CUDA events."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("CUDA event timing needs a CUDA device; this process sees none "
+                           "(run the CPU profile, or on a GPU machine)")
+    try:
+        torch.cuda.Event(enable_timing=True)
+    except Exception as err:  # noqa: BLE001 - any failure means: no event timing here
+        raise RuntimeError(f"CUDA events are not available here: {err}") from None
+
+
+def l2_bytes() -> int:
+    """The current GPU's L2 cache size in bytes (torch's device properties; 64 MiB if unknown)."""
+    import torch
+
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return int(getattr(props, "L2_cache_size", 0) or 64 * 2 ** 20)
+
+
+def needs_l2_flush(working_set_bytes: int, l2_cache_bytes: int) -> bool:
+    """True when a call's inputs and outputs (``working_set_bytes``) could stay in an L2 cache of
+    ``l2_cache_bytes`` between back-to-back calls: under twice its size, a good part of them does."""
+    return working_set_bytes < 2 * l2_cache_bytes
+
+
+class L2Flush:
+    """Evicts the L2 cache by zeroing a buffer twice its size (one memset kernel)."""
+
+    def __init__(self, l2_cache_bytes: int):
+        import torch
+
+        self.buffer = torch.empty(2 * l2_cache_bytes, dtype=torch.int8, device="cuda")
+
+    def __call__(self) -> None:
+        self.buffer.zero_()
+
+
+class _EventPairs:
+    """Reusable CUDA event pairs (creating thousands per sample would cost host time)."""
+
+    def __init__(self) -> None:
+        self.starts: list = []
+        self.ends: list = []
+
+    def take(self, count: int) -> tuple[list, list]:
+        import torch
+
+        while len(self.starts) < count:
+            self.starts.append(torch.cuda.Event(enable_timing=True))
+            self.ends.append(torch.cuda.Event(enable_timing=True))
+        return self.starts[:count], self.ends[:count]
+
+
+def cuda_event_batch(call: Callable[[], None],
+                     flush: Optional[Callable[[], None]] = None) -> Callable[[int], float]:
+    """CUDA: seconds per call from an event pair around each of ``calls`` back-to-back calls.
+
+    ``flush`` (an ``L2Flush``) runs before each call, outside its events. One synchronisation, at
+    the end of the batch.
+    """
+    import torch
+
+    require_cuda_events()
+    pairs = _EventPairs()
+
+    def measure(calls: int) -> float:
+        starts, ends = pairs.take(calls)
+
+        def run() -> float:
+            for start, end in zip(starts, ends):
+                if flush is not None:
+                    flush()
+                start.record()
+                call()
+                end.record()
+            ends[-1].synchronize()
+            return sum(s.elapsed_time(e) for s, e in zip(starts, ends)) / 1e3 / calls
+        return _gc_off(run)
+
+    torch.cuda.synchronize()
+    return measure
+
+
+def cuda_graph_batch(call: Callable[[], None],
+                     flush: Optional[Callable[[], None]] = None) -> Callable[[int], float]:
+    """CUDA graph replay: ``call`` captured once (after two calls on a side stream, as capture
+    requires), then timed like ``cuda_event_batch`` with ``graph.replay`` as the call. Raises
+    ``NotImplementedError`` (a skip) when the call cannot be captured."""
+    import torch
+
+    require_cuda_events()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        call()
+        call()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            call()
+    except Exception as err:  # noqa: BLE001 - host syncs, CPU tensors, ...: not capturable
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        try:
+            torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001 - a broken capture can leave the stream unusable: skip anyway
+            pass
+        raise NotImplementedError(f"the call cannot be captured in a CUDA graph: {reason}") from None
+    torch.cuda.synchronize()
+    return cuda_event_batch(graph.replay, flush)
