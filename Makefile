@@ -26,6 +26,7 @@ setup: .venv/.test-deps  ## venv, requirements, pinned CPU torch, asv machine fi
 	$(PYTHON) -m tools.machine
 
 bench:  ## asv run over RANGE with PROFILE (quick: ~25 s per commit), samples kept, rounds interleaved
+	@$(PYTHON) -m tools.noise check --profile $(PROFILE)
 	$(ASV) run $(ASV_RUN_ARGS) --record-samples --interleave-rounds $(RANGE)
 
 noise:  ## noise floor of TARGET: RUNS separate asv runs -> results/noise/<machine>.json and a two-run table
@@ -39,6 +40,7 @@ preview:  ## serve html/ on http://127.0.0.1:8080
 	$(ASV) preview --config $(CONFIG)
 
 compare:  ## BASE vs TARGET, fails when something got slower by FACTOR
+	@$(PYTHON) -m tools.noise check --profile $(PROFILE)
 	$(ASV) continuous $(ASV_RUN_ARGS) --interleave-rounds --factor $(FACTOR) $(BASE) $(TARGET)
 
 find:  ## bisect GOOD..BAD for the commit that slowed BENCH down

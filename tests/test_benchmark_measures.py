@@ -121,14 +121,37 @@ def _setup_or_skip(bench, *params):
         pytest.skip(str(err))
 
 
+@pytest.fixture
+def built_cases(monkeypatch):
+    """Every AttentionCase the benchmarks build during the test, in order (the time_* classes keep
+    theirs inside a sampler); each setup builds and warms up afresh."""
+    cases = []
+
+    class Recorded(COMMON.AttentionCase):
+        def __init__(self, *args, **kwargs):
+            cases.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(COMMON, "AttentionCase", Recorded)
+    monkeypatch.setattr(COMMON, "_SAMPLER", {})
+    return cases
+
+
+def _timed_case(cases, bench):
+    """The case a benchmark's setup built and measures (the last one: memory cases warm up first)."""
+    case = getattr(bench, "case", None)
+    return case if case is not None else cases[-1]
+
+
 @pytest.mark.parametrize("name", TABLE)
 @pytest.mark.parametrize("family", ["TimeForwardBackward", "ForwardBackwardThroughput"])
-def test_forward_backward_benchmarks_compute_every_gradient(name, family):
+def test_forward_backward_benchmarks_compute_every_gradient(name, family, built_cases):
     module = MODULES["bench_time" if family.startswith("Time") else "bench_throughput"]
     bench = getattr(module, family)()
     params = (name, 512, 1, 4, 32, "float32", True)
     _setup_or_skip(bench, *params)
-    wrt = bench.case.wrt
+    case = _timed_case(built_cases, bench)
+    wrt = case.wrt
     assert len(wrt) >= 3 and all(t.requires_grad for t in wrt)
     if PATTERN[name] == "dilated+proj":
         assert len(wrt) > 3, "the projections' weights are part of the training step"
@@ -142,11 +165,28 @@ def test_forward_backward_benchmarks_compute_every_gradient(name, family):
     assert all(g.abs().sum() > 0 for g in seen[:3]), "dq, dk and dv must all be non-zero"
 
 
-def test_sdpa_forward_backward_benchmark_computes_dq_dk_dv():
+def _recorded_dense(monkeypatch):
+    """(module, q, k, v) of each SDPA benchmark set built, in order."""
+    sdpa = MODULES["bench_sdpa"]
+    built = []
+    real = sdpa._dense
+
+    def recording(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(sdpa, "_dense", recording)
+    monkeypatch.setattr(COMMON, "_SAMPLER", {})
+    return built
+
+
+def test_sdpa_forward_backward_benchmark_computes_dq_dk_dv(monkeypatch):
+    built = _recorded_dense(monkeypatch)
     bench = MODULES["bench_sdpa"].SdpaBackendsForwardBackward()
     params = ("math", 1024, "float32", False)
     bench.setup(*params)
-    seen = _watch_gradients(bench.qkv)
+    fn, qkv = built[-1]
+    seen = _watch_gradients(qkv)
     bench.time_forward_backward(*params)
     assert all(g is not None and g.abs().sum() > 0 for g in seen)
 
@@ -163,13 +203,15 @@ class _Spy:
 
 
 @pytest.mark.parametrize("name", TABLE)
-def test_forward_benchmark_runs_the_implementation_without_autograd(name):
+def test_forward_benchmark_runs_the_implementation_without_autograd(name, built_cases):
     bench = MODULES["bench_time"].TimeForward()
     params = (name, 1024, 1, 4, 32, "float32", False)
     _setup_or_skip(bench, *params)
-    spy = bench.case.fn = _Spy(bench.case.fn)
+    case = _timed_case(built_cases, bench)
+    assert case.backward is False and not any(t.requires_grad for t in case.qkv)
+    spy = case.fn = _Spy(case.fn)
     bench.time_forward(*params)
-    assert spy.calls == [((1, 1024, 4, 32), False)]
+    assert spy.calls and set(spy.calls) == {((1, 1024, 4, 32), False)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +310,7 @@ def test_throughput_benchmarks_divide_the_brute_force_flops_by_the_median_time(n
 def test_median_time_runs_the_case_and_takes_the_median(monkeypatch):
     case = COMMON.AttentionCase("DenseAttention", 128, 1, 2, 16, "float32", False)
     spy = case.fn = _Spy(case.fn)
-    ticks = iter([0.0, 0.003, 1.0, 1.001, 2.0, 2.010, 3.0, 3.002, 4.0, 4.004])
+    ticks = iter([0.0, 0.010, 1.0, 1.001, 2.0, 2.003, 3.0, 3.002, 4.0, 4.004])  # 10, 1, 3, 2, 4 ms
     monkeypatch.setattr(COMMON.time, "perf_counter", lambda: next(ticks))
     assert case.median_ms(5) == pytest.approx(3.0)
     assert len(spy.calls) == 5
@@ -361,11 +403,12 @@ def test_cuda_memory_benchmark_reads_the_peak_around_the_forward(monkeypatch):
 @pytest.mark.parametrize("backend", ["math", "flash"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_sdpa_benchmark_runs_the_named_backend_on_the_named_mask(backend, causal, monkeypatch):
-    sdpa = MODULES["bench_sdpa"]
-    bench = sdpa.SdpaBackends()
+    built = _recorded_dense(monkeypatch)
+    bench = MODULES["bench_sdpa"].SdpaBackends()
     params = (backend, 1024, "float32", causal)
     _setup_or_skip(bench, *params)
-    assert bench.fn.backend == backend and bench.fn.causal == causal
+    fn, qkv = built[-1]
+    assert fn.backend == backend and fn.causal == causal
     chosen = []
     real = torch.nn.attention.sdpa_kernel
 
@@ -377,10 +420,9 @@ def test_sdpa_benchmark_runs_the_named_backend_on_the_named_mask(backend, causal
 
     monkeypatch.setattr(dense, "sdpa_kernel", recording)
     bench.time_forward(*params)
-    assert chosen and str(chosen[-1]).split(".")[-1].lower().startswith(
-        {"math": "math", "flash": "flash"}[backend])
-    q = bench.qkv[0]
+    assert chosen and all(str(c).split(".")[-1].lower().startswith(backend) for c in chosen), chosen
+    q = qkv[0]
     with torch.no_grad():
-        out = bench.fn(*bench.qkv)
-    torch.testing.assert_close(out.double(), softmax_reference(*bench.qkv, dense_mask(q.shape[1], q.shape[2], causal)),
+        out = fn(*qkv)
+    torch.testing.assert_close(out.double(), softmax_reference(*qkv, dense_mask(q.shape[1], q.shape[2], causal)),
                                atol=1e-5, rtol=1e-5)

@@ -62,20 +62,38 @@ def test_a_cuda_device_is_there():
 # ---------------------------------------------------------------------------------------------
 # Dilated attention: the Triton kernel, forward and backward
 
-DILATED = [  # (shape, segments, rates, causal, dtype)
-    ((2, 1024, 6, 64), (256, 512, 1024), (1, 2, 4), False, torch.bfloat16),
-    ((2, 1024, 6, 64), (256, 512, 1024), (1, 2, 4), True, torch.bfloat16),
-    ((1, 512, 4, 128), (128, 512), (1, 2), True, torch.bfloat16),
-    ((1, 512, 4, 32), (256, 512), (2, 4), False, torch.float16),
+DILATED = [  # (shape, segments, rates, causal, dtype, scale)
+    ((2, 1024, 6, 64), (256, 512, 1024), (1, 2, 4), False, torch.bfloat16, None),
+    ((2, 1024, 6, 64), (256, 512, 1024), (1, 2, 4), True, torch.bfloat16, None),
+    ((1, 512, 4, 128), (128, 512), (1, 2), True, torch.bfloat16, None),
+    ((1, 512, 4, 32), (256, 512), (2, 4), False, torch.float16, 0.3),
 ]
 
 
-@pytest.mark.parametrize("shape,segments,rates,causal,dtype", DILATED)
-def test_dilated_triton_forward_and_backward_match_the_reference(shape, segments, rates, causal, dtype):
-    module = ImprovedDilatedAttention(segments, rates, causal=causal, backend="triton")
-    _compare_with_grads(module, lambda q, k, v: reference_dilated_attention(q, k, v, segments, rates, causal=causal),
-                        shape, dtype)
+@pytest.mark.parametrize("shape,segments,rates,causal,dtype,scale", DILATED)
+def test_dilated_triton_forward_and_backward_match_the_reference(shape, segments, rates, causal, dtype, scale):
+    module = ImprovedDilatedAttention(segments, rates, causal=causal, scale=scale, backend="triton")
+    _compare_with_grads(module, lambda q, k, v: reference_dilated_attention(q, k, v, segments, rates, causal=causal,
+                                                                            scale=scale), shape, dtype)
     assert module.last_backend == "triton"
+
+
+def test_dilated_triton_reads_packed_qkv_in_place():
+    """q, k, v as views of one (batch, seq, 3, heads, head_dim) tensor, as from a fused projection."""
+    segments, rates = (256, 512), (1, 2)
+    gen = torch.Generator(device="cuda").manual_seed(5)
+    packed = torch.randn(1, 1024, 3, 4, 64, generator=gen, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    q, k, v = packed.unbind(2)
+    module = ImprovedDilatedAttention(segments, rates, causal=True)
+    out = module(q, k, v)
+    assert module.last_backend == "triton"
+    ref_packed = packed.detach().double().requires_grad_()
+    ref = reference_dilated_attention(*ref_packed.unbind(2), segments, rates, causal=True)
+    _close(out, ref, torch.bfloat16, "output")
+    g = torch.randn(ref.shape, generator=gen, device="cuda", dtype=torch.float64)
+    (got,) = torch.autograd.grad(out, packed, g.to(torch.bfloat16))
+    (want,) = torch.autograd.grad(ref, ref_packed, g)
+    _close(got, want, torch.bfloat16, "d(packed qkv)", factor=4)
 
 
 @pytest.mark.parametrize("requires_grad", [False, True])
@@ -143,7 +161,7 @@ def test_repeated_launches_reuse_the_compiled_kernel_and_stay_correct(monkeypatc
 # ---------------------------------------------------------------------------------------------
 # Block-sparse attention: the Triton forward, flex_attention forward and backward
 
-def _block_reference(pattern: BlockPattern, heads: int):
+def _block_reference(pattern: BlockPattern, heads: int, scale: float | None = None):
     def reference(q, k, v):
         n, bs = q.shape[1], pattern.block_size
         lay = pattern.layout.to(q.device)
@@ -151,20 +169,20 @@ def _block_reference(pattern: BlockPattern, heads: int):
         mask = lay[t[:, None] // bs, t[None, :] // bs]
         if pattern.causal:
             mask = mask & (t[None, :] <= t[:, None])
-        return masked_attention(q, k, v, mask.expand(heads, -1, -1))
+        return masked_attention(q, k, v, mask.expand(heads, -1, -1), scale)
     return reference
 
 
-@pytest.mark.parametrize("kind,causal", [("local", False), ("dilated", True), ("global", True),
-                                         ("local_dilated_global", False)])
-def test_block_sparse_triton_forward_matches_the_reference(kind, causal):
-    module = BlockSparseAttention(block_size=64, sparsity=0.7, pattern=kind, causal=causal)  # auto
+@pytest.mark.parametrize("kind,causal,scale", [("local", False, None), ("dilated", True, None),
+                                               ("global", True, 0.2), ("local_dilated_global", False, None)])
+def test_block_sparse_triton_forward_matches_the_reference(kind, causal, scale):
+    module = BlockSparseAttention(block_size=64, sparsity=0.7, pattern=kind, causal=causal, scale=scale)  # auto
     q, k, v = _qkv((2, 1024, 4, 64), torch.bfloat16)
     with torch.no_grad():
         out = module(q, k, v)
     assert module.last_backend == "triton"
     pattern = module.pattern_for(1024)
-    want = _block_reference(pattern, 4)(q.double(), k.double(), v.double())
+    want = _block_reference(pattern, 4, scale)(q.double(), k.double(), v.double())
     _close(out, want, torch.bfloat16, f"{kind} causal={causal}")
 
 

@@ -88,3 +88,23 @@ def test_committed_shape_params_are_the_benchmarks_param_names():
         names = definition.get("param_names", [])
         if names and names[0] == "implementation" and len(names) == len(common.SHAPE_PARAM_NAMES):
             assert names == common.SHAPE_PARAM_NAMES, key
+
+
+def test_every_benchmark_keeps_its_committed_parameter_names_and_values():
+    """A benchmark's parameters (names, and each value at its position) are those the committed
+    results were stored under: swapped, renamed or re-typed parameters would orphan the history."""
+    from test_benchmarks import CLASSES, _methods
+
+    committed = json.loads((ROOT / "results" / "benchmarks.json").read_text())
+    checked = 0
+    for cls in CLASSES:
+        for method in _methods(cls):
+            key = f"{cls.__module__.split('.')[-1]}.{cls.__name__}.{method}"
+            if key not in committed:
+                continue  # a benchmark new since the last committed run
+            definition = committed[key]
+            assert definition["param_names"] == cls.param_names, key
+            for name, values, stored in zip(cls.param_names, cls.params, definition["params"]):
+                assert [repr(v) for v in values if repr(v) not in stored] == [], (key, name, stored)
+            checked += 1
+    assert checked >= 10, checked

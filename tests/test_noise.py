@@ -196,3 +196,9 @@ def test_tool_summary_per_benchmark(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"machine": "x"}')
     assert cli.run(noise_tool.main, ["summary", str(tmp_path / "bad.json")]) == 1
     assert "not a noise file" in capsys.readouterr().err
+
+
+def test_profile_check(capsys):
+    assert cli.run(noise_tool.main, ["check", "--profile", "quick"]) == 0
+    assert cli.run(noise_tool.main, ["check", "--profile", "tiny"]) == 1
+    assert capsys.readouterr().err == "error: unknown profile 'tiny'; expected one of full, quick, standard\n"

@@ -185,3 +185,15 @@ def test_badge_is_green_when_every_regression_was_fixed(tmp_path):
     assert done.returncode == 0, done.stderr
     svg = (tmp_path / "html" / "badges" / "regressions.svg").read_text()
     assert "regressions: 0" in svg and "#4c1" in svg
+
+
+def test_verdicts_call_a_step_that_went_away_fixed(fixed_and_open):
+    """The site's verdicts (tools.lib.verdicts): the same history as the report sees it."""
+    from tools.lib.verdicts import verdicts_for
+
+    d, commits = fixed_and_open
+    statuses = {}
+    for v in verdicts_for(str(d)):
+        statuses.setdefault(v.machine, set()).add(v.status)
+        assert (v.parent, v.commit) == (commits[UP_AT - 1], commits[UP_AT]), v
+    assert statuses == {"m-fixed": {"fixed"}, "m-open": {"candidate"}}, statuses

@@ -15,6 +15,7 @@ Usage::
     python -m tools.noise compare RUN1.json RUN2.json [--bench REGEX] [--params REGEX] [--output FILE]
         [--title TEXT]
     python -m tools.noise summary NOISE.json [--output FILE] [--title TEXT]
+    python -m tools.noise check [--profile NAME]      # one-line error if this machine cannot run it
 
 Defaults: the noise file ``results/noise/<machine>.json``, the runs' files in
 ``results/noise/runs/<machine>/``, the table ``results/noise/<machine>-two-runs.md``.
@@ -224,6 +225,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     output = None if args.no_floor else (args.output or noise.noise_path(results_dir, machine))
     table = args.table or (os.path.join(results_dir, "noise", f"{machine}-two-runs.md")
                            if args.runs >= 2 else None)
+    if args.table and args.runs < 2:
+        raise ToolError(f"--table needs two runs or more, got --runs {args.runs}")
     kept = [os.path.join(keep_dir, f"{sha[:8]}-run{i}.json") for i in range(1, args.runs + 1)]
     _refuse_existing([*kept, output, table], args.replace)
     say(f"{args.runs} run(s) of {sha[:8]} on {machine}, profile {args.profile}, "
@@ -312,6 +315,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    check_profile(args.profile)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m tools.noise", description=__doc__.splitlines()[0])
@@ -359,6 +367,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     s.add_argument("--output", help="write here instead of stdout")
     s.add_argument("--title", help="the table's title")
     s.set_defaults(handler=cmd_summary)
+
+    k = sub.add_parser("check", help="exit 0 if this machine can run the profile, else a one-line error")
+    k.add_argument("--profile", default=profile_default, help="profile to check (default: %(default)s)")
+    k.set_defaults(handler=cmd_check)
 
     args = parser.parse_args(argv)
     args.argv = argv
