@@ -1,5 +1,8 @@
 """Time per call (asv shows it in ms) of forward and forward+backward, per implementation and shape.
 
+Cases are built without a warm-up call of their own: the sampler's first call (measured, then
+discarded) is it (compilation, kernel selection, caches); a crash there is a failure, not a skip.
+
 On a GPU the main series is the call's time on the GPU (CUDA events around back-to-back calls,
 L2 flushed before each where the working set fits in it: benchmarks/timing.py). Two GPU-only
 series at the smallest length, where an implementation's host path can outweigh its kernels:
@@ -16,7 +19,7 @@ class TimeForward(common.Timed):
     param_names = common.SHAPE_PARAM_NAMES
 
     def setup(self, *params):
-        self.sampler = common.sampler(("forward", *params), lambda: common.AttentionCase(*params).workload())
+        self.sampler = common.sampler(("forward", *params), lambda: common.AttentionCase(*params, warmup=False).workload())
 
     def time_forward(self, *params):
         self.sampler.sample()
@@ -30,7 +33,7 @@ class TimeForwardBackward(common.Timed):
 
     def setup(self, *params):
         self.sampler = common.sampler(("forward_backward", *params),
-                                      lambda: common.AttentionCase(*params, backward=True).workload())
+                                      lambda: common.AttentionCase(*params, backward=True, warmup=False).workload())
 
     def time_forward_backward(self, *params):
         self.sampler.sample()
@@ -47,7 +50,7 @@ if common.DEVICE == "cuda":
 
         def setup(self, *params):
             self.sampler = common.sampler(("forward", *params),
-                                          lambda: common.AttentionCase(*params).workload(), "synced")
+                                          lambda: common.AttentionCase(*params, warmup=False).workload(), "synced")
 
         def time_forward_synced(self, *params):
             self.sampler.sample()
@@ -61,7 +64,7 @@ if common.DEVICE == "cuda":
 
         def setup(self, *params):
             self.sampler = common.sampler(("forward", *params),
-                                          lambda: common.AttentionCase(*params).workload(), "graph")
+                                          lambda: common.AttentionCase(*params, warmup=False).workload(), "graph")
 
         def time_forward_graph(self, *params):
             self.sampler.sample()

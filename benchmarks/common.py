@@ -130,10 +130,10 @@ QUICK = Profile(
     dtypes=("float32",), causals=(False,), segment_lengths=(512, 1024), dilation_rates=(1, 2),
     sdpa_seq_lens=(1024,), accuracy_seq_len=512, backward_seq_lens=(1024,), memory_seq_lens=(2048,),
     throughput_seq_lens=(1024,), throughput_repeats=2,
-    # Two processes per commit (rounds interleaved across a range's commits), 2-3 samples each:
+    # Two processes per commit (rounds interleaved across a range's commits), 2 samples each:
     # a quick-profile call takes 10-100 ms on the 2-core box, so a sample is one call and the
     # warm-up compares single calls; ~25 s a commit in all.
-    repeat=(2, 3, 0.03), rounds=2, sample_time=0.01, stable_tolerance=0.05, stable_window=1,
+    repeat=(2, 2, 0.0), rounds=2, sample_time=0.01, stable_tolerance=0.05, stable_window=1,
     warmup_limit=1.0)
 
 # Dense attention at 8K is ~5 s a call on 2 CPU cores: the CPU sweep stops there (the

@@ -134,8 +134,8 @@ class Sampler:
         """Run batches until the per-call time settles; fix the calls per sample. Raises
         ``UnstableTiming`` when it is still drifting after ``warmup_limit`` seconds (and at least
         two chances past the first full comparison)."""
-        start = self.wall()
-        per_call = self.measure(1)
+        per_call = self.measure(1)  # the first call: compilation, kernel selection, caches
+        start = self.wall()  # the limit counts from here: a long first compile does not eat it
         batches: list[float] = []
         while True:
             calls = self._calls_for(per_call)

@@ -11,7 +11,8 @@
 # 2. with BEFORE (a commit whose benchmarks/ is the old suite) and time left: two runs of COMMIT's
 #    TimeForward with BEFORE's benchmarks: results/noise/<machine>-two-runs-before.md and the runs
 #    in results/noise/runs/<machine>-before/.
-# Leaves OUTDIR/noise-<machine>.tgz (all of the above) and OUTDIR/noise.log.
+# ONLY_BEFORE=1 skips step 1. Leaves OUTDIR/noise-<machine>.tgz (all of the above) and
+# OUTDIR/noise.log.
 set -uo pipefail
 out=${1:?usage: gpu_noise_run.sh OUTDIR BUDGET_S [COMMIT] [BEFORE]}
 budget=${2:?missing BUDGET_S}; commit=${3:-HEAD}; before=${4:-}
@@ -31,11 +32,13 @@ pack() {
 }
 left() { echo $(( budget - ($(date +%s) - start) )); }
 
-timeout "$(( $(left) - 20 ))" python3 -m tools.noise measure --runs 2 --commit "$commit" \
-  --config asv.gpu.conf.json --machine "$machine" --profile full \
-  --bench '^bench_time\.' --bench '^bench_sdpa\.' --into-results --replace 2>&1 | tee -a "$log"
-pack
-echo "after: $(( $(date +%s) - start )) s" | tee -a "$log"
+if [[ -z ${ONLY_BEFORE:-} ]]; then
+  timeout "$(( $(left) - 20 ))" python3 -m tools.noise measure --runs 2 --commit "$commit" \
+    --config asv.gpu.conf.json --machine "$machine" --profile full \
+    --bench '^bench_time\.' --bench '^bench_sdpa\.' --into-results --replace 2>&1 | tee -a "$log"
+  pack
+  echo "after: $(( $(date +%s) - start )) s" | tee -a "$log"
+fi
 
 if [[ -n $before ]]; then
   # Needs ~2 x (56 sets at ~1.5 s + asv's start): skip rather than leave half a table.

@@ -63,6 +63,8 @@ def test_verdicts_and_noise_floors_are_shown_with_their_figures(results, monkeyp
     install(monkeypatch, "tools.lib.verdicts", verdicts_for=lambda results_dir, machine=None: verdicts)
     floors = {(BENCH, tuple(f"'{p}'" if p.isalpha() and p not in ("False", "True") else p for p in params)):
               FakeFloor(0.0123, 0.0456, 0.078, True, 3),
+              (BENCH, ("'DenseAttention'",) + params[1:5] + ("'float32'", "False")):
+              FakeFloor(0.5, 0.9, 1.736, False, 3),
               ("bench_sdpa.SdpaBackends.time_forward", ("'math'", "1024", "'float32'", "False")):
               FakeFloor(math.nan, 0.01, math.nan, False, 3)}
     install(monkeypatch, "tools.lib.noise", load_noise_floors=lambda results_dir, machine: floors)
@@ -84,7 +86,9 @@ def test_verdicts_and_noise_floors_are_shown_with_their_figures(results, monkeyp
     table = page.split('<table class="headline">')[1].split("</table>")[0]
     improved = next(row for row in table.split("<tr>") if ">ImprovedDilatedAttention<" in row)
     assert '<td class="num noise-floor">±7.8%</td>' in improved  # the headline time's own noise floor
-    assert table.count('<td class="num noise-floor">—</td>') == table.count("<tr>") - 2  # header, Improved
+    dense = next(row for row in table.split("<tr>") if ">DenseAttention<" in row)
+    assert '<td class="num noise-floor">±173.6% (unstable)</td>' in dense
+    assert table.count('<td class="num noise-floor">—</td>') == table.count("<tr>") - 3  # header, Improved, Dense
     noise = page.split('<table class="noise">')[1]
     assert "1.23%" in noise and "4.56%" in noise and "7.8%" in noise
     assert "<td class=\"num\">—</td>" in noise  # a figure the noise file could not compute

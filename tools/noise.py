@@ -225,6 +225,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
     output = None if args.no_floor else (args.output or noise.noise_path(results_dir, machine))
     table = args.table or (os.path.join(results_dir, "noise", f"{machine}-two-runs.md")
                            if args.runs >= 2 else None)
+    if args.table and args.runs < 2:
+        raise ToolError(f"--table needs two runs or more, got --runs {args.runs}")
     kept = [os.path.join(keep_dir, f"{sha[:8]}-run{i}.json") for i in range(1, args.runs + 1)]
     _refuse_existing([*kept, output, table], args.replace)
     say(f"{args.runs} run(s) of {sha[:8]} on {machine}, profile {args.profile}, "

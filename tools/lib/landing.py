@@ -184,7 +184,10 @@ def _headline_table(section: MachineSection, floors: dict | None = None) -> str:
         if floors:
             floor = floors.get((row.time.benchmark, tuple(p.strip("'") for p in row.time.params)))
             mde = _figure_or_dash(None if floor is None else 100 * floor.mde, ".1f")
-            cells.append(f'<td class="num noise-floor">{"±" + mde + "%" if mde != "—" else mde}</td>')
+            shown = "±" + mde + "%" if mde != "—" else mde
+            if floor is not None and not floor.stable:
+                shown += " (unstable)"
+            cells.append(f'<td class="num noise-floor">{shown}</td>')
         cells.append(_cell(_ratio(row.ratio), "ratio", baseline.time, row.time, newest=newest)
                      if row.ratio is not None else NA)
         if row.tflops:
@@ -215,10 +218,27 @@ def _selection(shape: Shape, implementations: list[str]) -> dict[str, list[str]]
             "causal": [shape.causal]}
 
 
-def _figure(svg: str, url: str, caption: str) -> str:
+def _asv_shows(run, key: str, benchmarks: dict) -> bool:
+    """Whether asv's site shows ``run``'s results of ``key``: asv leaves out results measured by
+    other benchmark code (another version) than benchmarks.json defines."""
+    version = (run.benchmark_version or {}).get(key)
+    return version is None or version == (benchmarks.get(key) or {}).get("version")
+
+
+def _figure(svg: str, url: str, caption: str, runs: list, benchmarks: dict) -> str:
+    """The plot linked to asv's graph at ``url``, unless asv's site shows none of ``runs`` (the
+    commits plotted): then the caption says why there is no link."""
+    hidden = [r for r in runs if not _asv_shows(r, hl.FORWARD, benchmarks)]
+    why = ("measured by other benchmark code than the site's benchmarks.json defines (asv shows only "
+           "results of the benchmark version it lists; run every machine on the same benchmark code)")
+    if len(hidden) == len(runs):
+        return (f'<figure>{svg}<figcaption>{caption} <span class="no-link">asv\'s site does not show '
+                f'these results: {why}.</span></figcaption></figure>')
+    note = (f' <span class="partial">asv\'s graph leaves out {len(hidden)} of these {len(runs)} commits, '
+            f"{why}.</span>") if hidden else ""
     return (f'<figure><a class="plot-link" href="{html.escape(url, quote=True)}" '
             f'title="open this graph in asv">{svg}</a><figcaption>{caption} '
-            f'<a href="{html.escape(url, quote=True)}">asv graph</a></figcaption></figure>')
+            f'<a href="{html.escape(url, quote=True)}">asv graph</a>{note}</figcaption></figure>')
 
 
 def _point(x: float, y: float, tooltip: str, shown: str, kind: str, *measured: Measured) -> PlotPoint:
@@ -240,7 +260,7 @@ def _colours(section: MachineSection) -> dict[str, str]:
     return {row.implementation: COLOURS[i % 8] for i, row in enumerate(section.rows)}
 
 
-def _seq_len_plot(section: MachineSection) -> str:
+def _seq_len_plot(section: MachineSection, benchmarks: dict) -> str:
     m, run, shape = section.machine, section.run, section.shape
     forward = hl.forward_by_seq_len(run, shape)
     dense = hl.dense_by_seq_len(run, shape, m.is_gpu)
@@ -259,10 +279,10 @@ def _seq_len_plot(section: MachineSection) -> str:
                         view={"y-axis-scale": "log"})
     causal = "causal" if shape.causal == "True" else "not causal"
     return _figure(svg, url, f"Forward time against sequence length, log-log ({shape.dtype_name}, {causal}, "
-                             f"commit {run.commit_hash[:8]}; dashed: SDPA backends).")
+                             f"commit {run.commit_hash[:8]}; dashed: SDPA backends).", [run], benchmarks)
 
 
-def _history_plot(section: MachineSection) -> str:
+def _history_plot(section: MachineSection, benchmarks: dict) -> str:
     m, shape = section.machine, section.shape
     history = hl.ratio_history(m, shape)
     if not history:
@@ -284,7 +304,8 @@ def _history_plot(section: MachineSection) -> str:
     url = asv_graph_url(hl.FORWARD, m.name, {**_selection(shape, sorted(history)), "seq_len": [shape.seq_len]},
                         view={"x-axis-scale": "even"})
     return _figure(svg, url, f"Speed-up against the fastest dense kernel measured at the same commit, "
-                             f"{int(shape.seq_len):,} tokens, per commit (asv's graph shows the times).")
+                             f"{int(shape.seq_len):,} tokens, per commit (asv's graph shows the times).",
+                   [r for r in m.runs if r.commit_hash in measured], benchmarks)
 
 
 def _asv_params(benchmark: str, params: tuple[str, ...], benchmarks: dict) -> dict[str, list[str]]:
@@ -374,7 +395,7 @@ def _machine_section(section: MachineSection, results_dir: Path, benchmarks: dic
                      f'{_date((run.started_at or {}).get(hl.FORWARD))}); {base_text}. Figures from another '
                      f"commit say so; hover a figure for its benchmark, parameters and date.</p>")
         parts.append(_headline_table(section, _noise_floors(m, results_dir)))
-        parts.append('<div class="plots">' + _seq_len_plot(section) + _history_plot(section) + "</div>")
+        parts.append('<div class="plots">' + _seq_len_plot(section, benchmarks) + _history_plot(section, benchmarks) + "</div>")
     parts += ["<h3>Regression verdicts</h3>", _verdicts(m, verdicts, benchmarks),
               "<h3>Noise floors</h3>", _noise(m, results_dir), "</section>"]
     return "\n".join(parts)
