@@ -208,6 +208,7 @@ FAILING = [
     # report: paths
     Case("report", [*R, "--repo", "{ws}/no/such/repo"], 1, "does not exist"),
     Case("report", [*R, "--repo", "plain_dir"], 1, "not a git repository"),
+    Case("report", [*R, "--repo", "a_file"], 1, "is a file, not a directory"),
     Case("report", [*R, "--output", "a_file/report.md"], 1, "is a file, not a directory"),
     Case("report", [*R, "--output", "plain_dir"], 1, "is a directory"),
     Case("report", [*R, "--output", "no_dir/report.md"], 1, "does not exist"),
@@ -269,6 +270,8 @@ FAILING = [
     Case("migrate", ["nope.json", "--repo", "repo"], 1, "nope.json does not exist"),
     Case("migrate", ["legacy", "--repo", "{ws}/no/repo"], 1, "does not exist"),
     Case("migrate", ["legacy", "--repo", "plain_dir"], 1, "not inside a git repository"),
+    Case("migrate", ["legacy", "--repo", "a_file"], 1, "is a file, not a directory"),
+    Case("migrate", ["legacy", "--repo", "repo", "--commit", "HEAD", "--branch", ""], 1, "unknown revision"),
     Case("migrate", ["legacy", "--repo", "empty_repo"], 1, "has no commits"),
     Case("migrate", ["legacy", "--repo", "repo", "--commit", "deadbeef"], 1, "unknown revision"),
     Case("migrate", ["legacy", "--repo", "repo", "--branch", "no-such-branch"], 1, "unknown revision"),
@@ -657,3 +660,16 @@ def test_library_code_never_ends_the_process_or_reads_argv():
                 assert "argparse" not in modules, where
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 raise AssertionError(f"{where}: library code prints (raise ToolError or warn ToolWarning)")
+
+
+def test_a_reader_that_goes_away_is_not_an_error_message():
+    """``python -m tools.x | head -1``: the closed pipe ends the command quietly, no traceback."""
+    code = ("import sys\nfrom tools import cli\n"
+            "def main(argv):\n    for _ in range(200000):\n        print('x' * 100)\n    return 0\n"
+            "sys.exit(cli.run(main))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1 and err == ""

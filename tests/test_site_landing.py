@@ -270,3 +270,52 @@ def test_readme_badges_open_the_landing_page_and_exist_on_the_site(site):
 
     for path in PUBLISHED:
         assert (html / Path(path).relative_to("html")).is_file(), path
+
+
+NOISE_TABLES = """
+return Array.from(document.querySelectorAll('section.machine')).map(s => ({
+  machine: s.id.replace(/^machine-/, ''),
+  floors: Array.from(s.querySelectorAll('table.noise tbody tr')).map(
+      r => Array.from(r.querySelectorAll('td')).map(td => td.textContent)),
+  headline: Array.from(s.querySelectorAll('table.headline tbody tr')).filter(
+      r => r.querySelector('td.noise-floor')).map(r => [
+      r.querySelector('[data-kind=value]').dataset.src, r.querySelector('td.noise-floor').textContent])}));
+"""
+
+
+def test_noise_floors_equal_the_noise_files(site, browser):
+    html, results = site
+    with serve(html) as base:
+        load(browser, f"{base}/overview.html")
+        sections = browser.execute_script(NOISE_TABLES)
+    checked = 0
+    for section in sections:
+        path = results / "noise" / f"{section['machine']}.json"
+        if not path.is_file():
+            assert not section["floors"] and not section["headline"], section["machine"]
+            continue
+        document = json.loads(path.read_text())
+        entries = {(name, tuple(e["params"])): e for name, es in document["benchmarks"].items() for e in es}
+        by_text = {(name, ", ".join(p.strip("'") for p in params)): e for (name, params), e in entries.items()}
+        assert len(section["floors"]) == len(entries)
+        for benchmark, params, within, between, mde, stable, runs in section["floors"]:
+            entry = by_text[(benchmark, params)]
+            for text, key in ((within, "within_cv"), (between, "between_cv"), (mde, "mde")):
+                if entry[key] is None:
+                    assert text == "—"
+                    continue
+                shown, half_unit = shown_number(text)
+                assert abs(shown - 100 * entry[key]) <= half_unit * 1.0001, (benchmark, params, key, text)
+                checked += 1
+            assert stable == ("yes" if entry["stable"] else "no") and int(runs) == document["runs"]
+        for src, text in section["headline"]:
+            benchmark, params, _ = json.loads(src)[0]
+            entry = entries.get((benchmark, tuple(params)))
+            if entry is None or entry["mde"] is None:
+                assert text == "—", (params, text)
+                continue
+            shown, half_unit = shown_number(text.removeprefix("±").removesuffix(" (unstable)"))
+            assert abs(shown - 100 * entry["mde"]) <= half_unit * 1.0001, (params, text)
+            assert text.endswith("(unstable)") != entry["stable"]
+            checked += 1
+    assert checked or not list((results / "noise").glob("*.json"))
