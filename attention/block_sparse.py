@@ -86,6 +86,9 @@ class BlockPattern:
 
     def __post_init__(self):
         lay = self.layout
+        if not isinstance(lay, torch.Tensor):
+            raise ValueError(f"layout must be a square bool torch.Tensor, got {type(lay).__name__}")
+        check_positive_int(self.block_size, "block_size")
         if lay.dtype != torch.bool or lay.dim() != 2 or lay.shape[0] != lay.shape[1]:
             raise ValueError(f"layout must be a square bool matrix, got {lay.dtype} shape {tuple(lay.shape)}")
         if self.block_size <= 0:
@@ -105,8 +108,11 @@ class BlockPattern:
         local: band |i - j| <= window; dilated: (i - j) % stride == 0; global: the first blocks
         attend and are attended by all; local_dilated_global: 1 global block + band of 1 + stride.
         """
-        if kind not in PATTERN_KINDS:
-            raise ValueError(f"unknown block pattern {kind!r}; choose one of {PATTERN_KINDS}")
+        check_choice(kind, "block pattern", PATTERN_KINDS)
+        check_positive_int(seq_len, "seq_len")
+        check_positive_int(block_size, "block_size")
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+            raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
         if block_size <= 0 or seq_len <= 0 or seq_len % block_size != 0:
             raise ValueError(f"seq_len {seq_len} is not a positive multiple of block_size {block_size}")
         if not 0.0 <= sparsity < 1.0:

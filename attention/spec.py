@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ._validate import check_flag, check_pattern, check_positive_int
+
+FLOAT_DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64")
+
 # LongNet-style default: segments capped at seq_len (see AttentionSpec.segments_for).
 DEFAULT_SEGMENTS: tuple[int, ...] = (2048, 4096, 8192)
 DEFAULT_RATES: tuple[int, ...] = (1, 2, 4)
@@ -33,6 +37,23 @@ class AttentionSpec:
     sparsity: float = 0.9
     block_pattern: str = "local_dilated_global"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # One ValueError naming the field, here, rather than a ZeroDivisionError in pairs() or a
+        # build that silently accepts a negative head_dim.
+        for name in ("batch", "seq_len", "num_heads", "head_dim", "block_size"):
+            check_positive_int(getattr(self, name), name)
+        check_flag(self.causal, "causal")
+        if self.dtype not in FLOAT_DTYPE_NAMES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {FLOAT_DTYPE_NAMES}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a device name such as 'cpu' or 'cuda', got {self.device!r}")
+        segments, rates = check_pattern(self.segment_lengths, self.dilation_rates)
+        object.__setattr__(self, "segment_lengths", segments)  # frozen: tuples keep the spec hashable
+        object.__setattr__(self, "dilation_rates", rates)
+        if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) \
+                or not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
 
     def with_(self, **changes) -> "AttentionSpec":
         return replace(self, **changes)

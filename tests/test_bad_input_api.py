@@ -220,3 +220,50 @@ def test_a_valid_dilated_call_matches_the_reference_after_validation():
     assert module.segment_lengths == (8, 16) and all(type(x) is int for x in module.segment_lengths)
     expected = reference_dilated_attention(q, k, v, (8, 16), (1, 2))
     assert torch.allclose(module(q, k, v), expected, atol=1e-10)
+
+
+# --- AttentionSpec and BlockPattern: refused where they are made, not deep inside a build ------------
+
+@CHEAP
+@given(field=st.sampled_from(["batch", "seq_len", "num_heads", "head_dim", "block_size", "causal", "dtype",
+                              "sparsity", "segment_lengths"]),
+       value=st.one_of(junk, st.integers(1, 64), st.sampled_from(["float32", "bfloat16", "int8"])))
+def test_attention_spec_fields_are_checked_when_the_spec_is_made(field, value):
+    from attention import AttentionSpec
+
+    def valid(name, x):
+        if name in ("batch", "seq_len", "num_heads", "head_dim", "block_size"):
+            return isinstance(x, int) and not isinstance(x, bool) and x > 0
+        if name == "causal":
+            return isinstance(x, bool)
+        if name == "dtype":
+            return x in ("float16", "bfloat16", "float32", "float64")
+        if name == "sparsity":
+            return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 1
+        return _valid_pattern(x, [1] * len(x)) if isinstance(x, (list, tuple)) else False
+
+    changes = {field: value}
+    if field == "segment_lengths" and isinstance(value, (list, tuple)):
+        changes["dilation_rates"] = [1] * len(value)
+    if valid(field, value):
+        assert getattr(AttentionSpec(**changes), field) == (tuple(value) if field == "segment_lengths" else value)
+    else:
+        _refused(lambda: AttentionSpec(**changes), field)
+
+
+@CHEAP
+@given(seq_len=st.one_of(junk, st.sampled_from([64, 128])), block_size=st.one_of(junk, st.sampled_from([16, 32])),
+       sparsity=st.one_of(junk, st.sampled_from([0.0, 0.5, 0.9])))
+def test_block_pattern_make_checks_its_arguments(seq_len, block_size, sparsity):
+    from attention import BlockPattern
+
+    def ok(x):
+        return isinstance(x, int) and not isinstance(x, bool) and x > 0
+    valid = (ok(seq_len) and ok(block_size) and seq_len % block_size == 0
+             and isinstance(sparsity, (int, float)) and not isinstance(sparsity, bool) and 0 <= sparsity < 1)
+    if valid:
+        pattern = BlockPattern.make(seq_len, block_size, sparsity=sparsity)
+        assert pattern.num_blocks * pattern.block_size == seq_len
+    else:
+        _refused(lambda: BlockPattern.make(seq_len, block_size, sparsity=sparsity),
+                 "seq_len", "block_size", "sparsity")

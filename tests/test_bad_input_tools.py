@@ -208,6 +208,7 @@ FAILING = [
     # report: paths
     Case("report", [*R, "--repo", "{ws}/no/such/repo"], 1, "does not exist"),
     Case("report", [*R, "--repo", "plain_dir"], 1, "not a git repository"),
+    Case("report", [*R, "--repo", "a_file"], 1, "is a file, not a directory"),
     Case("report", [*R, "--output", "a_file/report.md"], 1, "is a file, not a directory"),
     Case("report", [*R, "--output", "plain_dir"], 1, "is a directory"),
     Case("report", [*R, "--output", "no_dir/report.md"], 1, "does not exist"),
@@ -269,6 +270,8 @@ FAILING = [
     Case("migrate", ["nope.json", "--repo", "repo"], 1, "nope.json does not exist"),
     Case("migrate", ["legacy", "--repo", "{ws}/no/repo"], 1, "does not exist"),
     Case("migrate", ["legacy", "--repo", "plain_dir"], 1, "not inside a git repository"),
+    Case("migrate", ["legacy", "--repo", "a_file"], 1, "is a file, not a directory"),
+    Case("migrate", ["legacy", "--repo", "repo", "--commit", "HEAD", "--branch", ""], 1, "unknown revision"),
     Case("migrate", ["legacy", "--repo", "empty_repo"], 1, "has no commits"),
     Case("migrate", ["legacy", "--repo", "repo", "--commit", "deadbeef"], 1, "unknown revision"),
     Case("migrate", ["legacy", "--repo", "repo", "--branch", "no-such-branch"], 1, "unknown revision"),

@@ -312,8 +312,10 @@ def ensure_machine_json(results_dir: str, machine: str, machine_file: str | None
 
 def open_repo(path: str) -> git.Repo:
     """The git repository at (or above) ``path``; ToolError if there is none."""
-    if not os.path.isdir(path):
+    if not os.path.exists(path):
         raise ToolError(f"repository {path} does not exist")
+    if not os.path.isdir(path):
+        raise ToolError(f"repository {path} is a file, not a directory")
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except git.InvalidGitRepositoryError:
@@ -331,7 +333,8 @@ def migrate(args: argparse.Namespace) -> int:
         repo.git.rev_parse("--verify", args.branch + "^{commit}")
         explicit = repo.commit(args.commit) if args.commit else None
     except (git.GitCommandError, ValueError, git.BadName) as exc:
-        raise ToolError(f"unknown revision ({str(exc).strip().splitlines()[-1]})") from None
+        detail = str(exc).strip().splitlines()[-1].strip().removeprefix("stderr:").strip(" '")
+        raise ToolError(f"unknown revision ({detail})") from None
     if os.path.exists(args.results_dir) and not os.path.isdir(args.results_dir):
         raise ToolError(f"--results-dir {args.results_dir} is a file, not a directory")
 

@@ -164,8 +164,10 @@ def git_commit_order(repo_path: str) -> dict[str, int]:
     """asv's linear commit order: position in ``git rev-list --all --date-order --reverse``."""
     import git
 
-    if not os.path.isdir(repo_path):
+    if not os.path.exists(repo_path):
         raise ToolError(f"repository {repo_path} does not exist")
+    if not os.path.isdir(repo_path):
+        raise ToolError(f"repository {repo_path} is a file, not a directory")
     try:
         shas = git.Repo(repo_path, search_parent_directories=True).git.rev_list(
             "--all", "--date-order", "--reverse").split()
