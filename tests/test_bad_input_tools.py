@@ -660,3 +660,16 @@ def test_library_code_never_ends_the_process_or_reads_argv():
                 assert "argparse" not in modules, where
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 raise AssertionError(f"{where}: library code prints (raise ToolError or warn ToolWarning)")
+
+
+def test_a_reader_that_goes_away_is_not_an_error_message():
+    """``python -m tools.x | head -1``: the closed pipe ends the command quietly, no traceback."""
+    code = ("import sys\nfrom tools import cli\n"
+            "def main(argv):\n    for _ in range(200000):\n        print('x' * 100)\n    return 0\n"
+            "sys.exit(cli.run(main))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1 and err == ""

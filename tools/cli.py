@@ -70,6 +70,11 @@ def run(main: Callable[[Optional[list[str]]], int], argv: Optional[list[str]] = 
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # The reader went away (``| head``): no message to nobody, and none at exit either.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
         except _known_errors() as exc:
             if debug:
                 raise
