@@ -453,9 +453,13 @@ def render_landing(results_dir: Path, order: dict[str, int] | None = None,
         sections = load_sections(results_dir, order)
     summary = []
     for s in sections:
-        best = next((r for r in s.rows if r.ratio is not None), None)
-        what = (f"fastest: {html.escape(best.implementation)}, {_ms(best.time.value)} ms, "
-                f"{_ratio(best.ratio)} vs {html.escape(s.baseline.name)}") if best else "no forward times yet"
+        if not s.rows:
+            what = "no forward times yet"
+        else:  # rows are fastest first
+            best = s.rows[0]
+            what = f"fastest: {html.escape(best.implementation)}, {_ms(best.time.value)} ms, " + (
+                f"{_ratio(best.ratio)} vs {html.escape(s.baseline.name)}" if best.ratio is not None
+                else "no dense kernel measured at this shape")
         summary.append(f'<li><a href="#machine-{html.escape(s.machine.name)}">{html.escape(s.machine.name)}</a>: '
                        f'{html.escape(s.machine.facts.get("gpu") or s.machine.facts.get("cpu", "?"))}; {what}</li>')
     peaks = ", ".join(f"{name} {tflops:g}" for name, tflops in PEAK_TFLOPS_16BIT)
