@@ -39,13 +39,12 @@ publish:  ## results/ (all machines) -> static site in html/, assets local, badg
 preview:  ## serve html/ on http://127.0.0.1:8080
 	$(ASV) preview --config $(CONFIG)
 
-compare:  ## BASE vs TARGET, fails when something got slower by FACTOR
+compare:  ## BASE vs TARGET measured interleaved; fails when a benchmark got worse by FACTOR (its own direction)
 	@$(PYTHON) -m tools.noise check --profile $(PROFILE)
-	$(ASV) continuous $(ASV_RUN_ARGS) --interleave-rounds --factor $(FACTOR) $(BASE) $(TARGET)
+	$(PYTHON) -m tools.compare $(BASE) $(TARGET) --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE)) --factor $(FACTOR)
 
-find:  ## bisect GOOD..BAD for the commit that slowed BENCH down
-	@# asv 0.6.6's find ignores "launch_method" from the config (spawn: ~2 s of import per parameter set)
-	$(ASV) find $(ASV_RUN_ARGS) --launch-method forkserver $(GOOD)..$(BAD) $(BENCH)
+find:  ## the commit in GOOD..BAD that slowed BENCH down, confirmed by an interleaved re-measurement
+	$(PYTHON) -m tools.bisect $(GOOD)..$(BAD) '$(BENCH)' --config $(CONFIG) -E $(ENV) $(if $(MACHINE),--machine $(MACHINE))
 
 test: .venv/.test-deps  ## the whole test suite (CI runs exactly this)
 	$(PYTHON) -m pytest -x -q

@@ -179,7 +179,6 @@ def host_steps(seq_len: int) -> None:
     """Host microseconds of each step of the Improved forward's path, to see what is left to cut."""
     from triton.runtime import driver
 
-    from attention._validate import qkv_signature
     from attention.kernels import dilated
 
     spec = AttentionSpec(seq_len=seq_len, num_heads=12, head_dim=64, dtype="bfloat16", device="cuda")
@@ -204,8 +203,9 @@ def host_steps(seq_len: int) -> None:
                 driver.active.get_current_device()),
             "torch._C._cuda_getCurrentRawStream(idx)": lambda: torch._C._cuda_getCurrentRawStream(0),
             "q.data_ptr() % 16 x3": lambda: (q.data_ptr() % 16, k.data_ptr() % 16, v.data_ptr() % 16),
-            "qkv_signature + strides key": lambda: hash((qkv_signature(q, k, v), q.stride(),
-                                                         k.stride(), v.stride())),
+            "signature key (shapes, strides, dtypes, devices)": lambda: hash((
+                q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
+                q.stride(), k.stride(), v.stride())),
             "plan.forward(q, k, v) (allocate + launch)": lambda: plan.forward(q, k, v),
             "plan(q, k, v)": lambda: plan(q, k, v),
             "dilated.forward (plan cache)": lambda: dilated.forward(q, k, v, segs, (1, 2, 4)),

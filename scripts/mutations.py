@@ -39,8 +39,8 @@ M = Mutation
 MUTATIONS = [
     # --- benchmarks: what each family measures
     M("fwd-bwd-only-dq", "benchmarks/common.py",
-      "torch.autograd.grad(self.fn(*self.qkv), self.wrt, self.grad_out)",
-      "torch.autograd.grad(self.fn(*self.qkv), self.wrt[:1], self.grad_out)",
+      "torch.autograd.grad(self.fn(*self.qkv), self.wrt, self.grad_out)\n        else:",
+      "torch.autograd.grad(self.fn(*self.qkv), self.wrt[:1], self.grad_out)\n        else:",
       ("tests/test_benchmark_measures.py::test_forward_backward_benchmarks_compute_every_gradient",),
       "forward+backward differentiates q only (dk, dv never computed)"),
     M("fwd-bwd-no-projection-weights", "benchmarks/common.py",
@@ -48,8 +48,7 @@ MUTATIONS = [
       ("tests/test_benchmark_measures.py::test_forward_backward_benchmarks_compute_every_gradient",),
       "the multihead modules' training step leaves out the projection weights"),
     M("sdpa-bwd-only-q-k", "benchmarks/bench_sdpa.py",
-      "torch.autograd.grad(self.fn(*self.qkv), self.qkv, self.grad_out)",
-      "torch.autograd.grad(self.fn(*self.qkv), self.qkv[:2], self.grad_out)",
+      "torch.autograd.grad(fn(*qkv), qkv, grad_out)", "torch.autograd.grad(fn(*qkv), qkv[:2], grad_out)",
       ("tests/test_benchmark_measures.py::test_sdpa_forward_backward_benchmark_computes_dq_dk_dv",),
       "the SDPA forward+backward baseline skips dv"),
     M("sdpa-backend-ignored", "benchmarks/bench_sdpa.py",
@@ -97,6 +96,9 @@ MUTATIONS = [
       "return samples[0]",
       ("tests/test_benchmark_measures.py::test_median_time_runs_the_case_and_takes_the_median",),
       "median_ms returns the first (cold) sample"),
+    M("wall-batch-total-time", "benchmarks/timing.py", "            return (clock() - begin) / calls\n",
+      "            return clock() - begin\n", ("tests/test_timing.py", "tests/test_benchmarks.py::test_class_runs_with_smallest_params"),
+      "a CPU sample reports the whole batch's time, not the time per call"),
     # --- block-sparse pattern semantics
     M("global-columns-not-attended", "attention/block_sparse.py",
       "return (i[:, None] < tokens) | (i[None, :] < tokens)", "return (i[:, None] < tokens)",

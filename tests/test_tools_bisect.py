@@ -139,3 +139,31 @@ def test_a_range_without_a_change_is_not_confirmed(tiny_repo):
     verdict = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"not confirmed: the step is within noise \(bench_work\.time_work \d+\.\d\dx, "
                         r"p=[0-9.e-]+\)", verdict), verdict
+
+
+def _compare(tiny_repo, base, head, *extra):
+    repo, _, env = tiny_repo
+    return subprocess.run([sys.executable, "-m", "tools.compare", base, head, "--config", str(repo / "asv.conf.json"),
+                           "--machine", "tinybox", "--rounds", "6", "--repeat", "2", *extra],
+                          capture_output=True, text=True, env=env, cwd=repo, timeout=400)
+
+
+@pytest.mark.slow
+def test_compare_gate_fails_on_the_planted_slowdown_and_names_it(tiny_repo, tmp_path):
+    repo, shas, _ = tiny_repo
+    before = sorted(p.name for p in (repo / "results").rglob("*.json"))
+    done = _compare(tiny_repo, shas[5], shas[6], "--json", str(tmp_path / "gate.json"))
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("FAILED: 1 benchmark(s) regressed")
+    assert "bench_work.time_work" in done.stdout.strip().splitlines()[-1]
+    [entry] = json.loads((tmp_path / "gate.json").read_text())["entries"]
+    assert entry["verdict"] == "regression" and entry["factor"] > 3.0
+    assert sorted(p.name for p in (repo / "results").rglob("*.json")) == before  # results/ untouched
+
+
+@pytest.mark.slow
+def test_compare_gate_passes_a_change_that_touches_no_code(tiny_repo):
+    _, shas, _ = tiny_repo
+    done = _compare(tiny_repo, shas[3], shas[4])  # c4 edits notes.txt only
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "passed: no benchmark regressed by 1.10x or more"

@@ -139,3 +139,20 @@ def test_bad_input_raises_one_line_error(kwargs, message):
     q = torch.zeros(kwargs["shape"], dtype=kwargs.get("dtype", torch.float16))
     with pytest.raises(ValueError, match=message):
         dilated_attention_triton(q, q, q, (16, 32, 64), (1, 2, 4))
+
+
+@pytest.mark.skipif(not HAVE_TRITON, reason="needs triton")
+def test_tuned_tiles_fit_their_buckets():
+    from attention.kernels import dilated
+
+    for table in (dilated.FWD_TUNED, dilated.BWD_TUNED):
+        for (head_dim, causal), buckets in table.items():
+            assert head_dim in dilated.FWD_CONFIGS
+            limits = [limit for limit, _ in buckets]
+            assert limits == sorted(limits) and len(set(limits)) == len(limits)
+            for _, cfg in buckets:
+                # Every tile a power of two >= 16 (one MMA tile); a causal forward needs its query
+                # block to be a whole number of key blocks (the diagonal pass).
+                assert all(x >= 16 and x & (x - 1) == 0 for x in (cfg.block_m, cfg.block_n))
+                if causal and table is dilated.FWD_TUNED:
+                    assert cfg.block_m % cfg.block_n == 0

@@ -117,7 +117,7 @@ def test_without_a_compiled_kernel_every_call_goes_through_the_jit_path(make_lau
 
 
 def test_signature_cache_stays_bounded():
-    from attention._cache import SignatureCache
+    from attention.kernels import SignatureCache
 
     cache = SignatureCache(limit=3)
     for i in range(7):

@@ -1,7 +1,8 @@
 """Static SVG badges next to the published site: a headline benchmark's latest value, open regressions.
 
 Written to ``<html>/badges/``: ``latest.svg`` (e.g. "forward 32K | 0.74 ms") and ``regressions.svg``
-("regressions | 0", green; red when any is open). Plain SVG from a template here, no dependency.
+("regressions | 0", green; "N unconfirmed", orange, while the detector's open candidates wait for
+an interleaved re-measurement; "N confirmed", red, once ``tools.bisect`` confirmed one). Plain SVG from a template here, no dependency.
 
 Usage: ``python -m tools.badges --benchmark NAME [--params k=v,...] [--label TEXT]
 [--results results] [--html html] [--report report.json]``
@@ -20,9 +21,10 @@ from tools import cli
 from tools.lib.errors import ToolError
 from tools.lib.files import check_writable, write_text_atomic
 from tools.lib.regressions import find_regressions
+from tools.lib.verdicts import with_confirmations
 from tools.lib.series import Series, series_from_results
 
-GREEN, RED, BLUE, GREY = "#4c1", "#e05d44", "#007ec6", "#9f9f9f"
+GREEN, RED, BLUE, GREY, ORANGE = "#4c1", "#e05d44", "#007ec6", "#9f9f9f", "#fe7d37"
 CHAR_WIDTH = 6.5  # px per character of 11px Verdana, close enough for a badge
 PADDING = 10
 
@@ -81,8 +83,9 @@ def latest_value(series: Series) -> str:
     return "n/a"
 
 
-def read_report_count(path: str) -> int:
-    """Open regressions in a ``tools.report --format json`` file; ToolError if it is not one."""
+def read_report_count(path: str) -> tuple[int, int]:
+    """(open regressions, how many of them confirmed) in a ``tools.report --format json`` file;
+    ToolError if it is not one."""
     if not os.path.isfile(path):
         raise ToolError(f"report {path} not found (write it with tools.report --format json --output)")
     try:
@@ -94,15 +97,31 @@ def read_report_count(path: str) -> int:
             or not all(isinstance(r, dict) for r in report["regressions"]):
         raise ToolError(f"report {path} is not tools.report JSON (expected an object with a "
                         f"'regressions' list)")
-    return sum(1 for r in report["regressions"] if r.get("open", True))
+    open_ones = [r for r in report["regressions"] if r.get("open", True)]
+    return len(open_ones), sum(1 for r in open_ones if r.get("status") == "confirmed")
 
 
-def open_regression_count(report: str | None, all_series: list[Series], detector: str, threshold: float) -> int:
-    """Open regressions from a tools.report JSON file if given, else detected here."""
+def open_regression_count(report: str | None, all_series: list[Series], detector: str, threshold: float,
+                          results_dir: str | None = None) -> tuple[int, int]:
+    """(open regressions, how many of them confirmed), from a tools.report JSON file if given,
+    else detected here (confirmations read from ``results_dir``)."""
     if report:
         return read_report_count(report)
     found, _ = find_regressions(all_series, detector, threshold)
-    return sum(r.open for r in found)
+    if results_dir:
+        found = with_confirmations(found, results_dir)
+    open_ones = [r for r in found if r.open]
+    return len(open_ones), sum(r.status == "confirmed" for r in open_ones)
+
+
+def regressions_badge(open_count: int, confirmed: int) -> str:
+    """Green "0"; red "N confirmed" once a re-measurement confirmed one; orange "N unconfirmed"
+    while the detector's candidates wait for confirmation (tools.bisect)."""
+    if open_count == 0:
+        return render_badge("regressions", "0", GREEN)
+    if confirmed:
+        return render_badge("regressions", f"{confirmed} confirmed", RED)
+    return render_badge("regressions", f"{open_count} unconfirmed", ORANGE)
 
 
 def write(path: str, svg: str) -> None:
@@ -134,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark:
         series = pick_series(all_series, args.benchmark, params, args.machine)
         badges["latest.svg"] = render_badge(args.label or args.benchmark.split(".")[-1], latest_value(series), BLUE)
-    count = open_regression_count(args.report, all_series, args.detector, args.threshold)
-    badges["regressions.svg"] = render_badge("regressions", str(count), RED if count else GREEN)
+    count, confirmed = open_regression_count(args.report, all_series, args.detector, args.threshold, args.results)
+    badges["regressions.svg"] = regressions_badge(count, confirmed)
     for name, svg in badges.items():
         write(os.path.join(out_dir, name), svg)
     return 0

@@ -1,50 +1,48 @@
-"""Confirmed bisection: ``asv find`` names a commit, then a rank test on more samples confirms it.
+"""Confirmed bisection: find the commit that made a benchmark worse, then confirm it by re-measuring.
 
-1. ``asv find <range> <benchmark>`` (asv's own adaptive search; its output is streamed).
-2. The named commit and its first parent are measured again, ``-a repeat=N -a rounds=R`` (N x R
-   samples each), appended to the results (``asv run HASHFILE:... --append-samples``); asv interleaves
-   the two commits' rounds.
-3. A one-sided Mann-Whitney U test (scipy) on the two commits' per-round medians (a round is one
-   process; samples within it are not independent). Prints exactly one of::
+1. **Candidate.** When the results already hold the range (``asv run`` / ``make bench``), the
+   project's detector (``tools.lib.regressions``) names the step; when it spans commits without
+   results, or the results hold nothing, ``asv find`` searches (its output is streamed).
+2. **Re-measure, interleaved.** The candidate, its parent and (``--neighbours``, the default) the
+   commits either side of them are measured again in one ``asv run`` with ``-a repeat=N -a
+   rounds=R --append-samples``: asv interleaves the commits' rounds, each in a fresh process.
+3. **Paired test** (``tools.lib.confirm``): round r of a commit against round r of its parent, one-
+   sided on the log ratios in the benchmark's direction. Prints exactly one of::
 
-       confirmed: <sha7> <subject> made <benchmark> <ratio>x slower (p=<p>)
-       not confirmed: the step is within noise (<benchmark> <ratio>x, p=<p>)
+       confirmed: <sha7> <subject> made <benchmark> <factor>x slower (p=<p>)
+       not confirmed: the step is within noise (<benchmark> <factor>x, p=<p>)
 
-   ``ratio`` is the median of the named commit's new samples / the parent's. Confirmed needs p < --alpha and
-   ratio >= --min-ratio. Exit status 0 for either verdict, 1 when something failed.
+   ("worse" instead of "slower" for a throughput). Confirmed needs p < --alpha and factor >=
+   --min-ratio. The outcome is appended to ``results/confirmations/<machine>.json``, which the
+   verdicts (``tools.report``, the badges, the site) read. Exit status 0 for either verdict, 1 when
+   something failed.
+
+asv runs with ``--launch-method forkserver`` (asv 0.6's ``find`` ignores the config's launch method;
+spawn imports torch again for every parameter set).
 
 Usage: ``python -m tools.bisect FROM..TO BENCHMARK_REGEX [--config asv.conf.json] [--machine M]
-[-E ENV] [--repeat 5] [--rounds 8]``
+[-E ENV] [--repeat 5] [--rounds 8] [--no-neighbours]``
 """
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
+import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 
 from asv.config import Config
-from scipy.stats import mannwhitneyu
 
 from tools import cli
+from tools.lib.confirm import Judgement, judge, samples_for
 from tools.lib.errors import ToolError
-from tools.lib.series import iter_results_checked
+from tools.lib.regressions import higher_is_better, series_steps
+from tools.lib.series import load_benchmarks, series_from_results
+from tools.lib.verdicts import Confirmation, record_confirmation
 
 FOUND_LINE = re.compile(r"Greatest regression found:\s*([0-9a-f]{7,40})")
-
-
-@dataclass
-class Verdict:
-    benchmark: str  # name, with "(params)" for one parameter combination
-    ratio: float
-    p_value: float
-    confirmed: bool
 
 
 def git(repo: str, *args: str) -> str:
@@ -79,17 +77,20 @@ def check_range(repo: str, range_spec: str) -> list[str]:
     return commits
 
 
-def asv_command(args: argparse.Namespace, *words: str) -> list[str]:
-    cmd = [sys.executable, "-m", "asv", *words, "--config", args.config]
-    if args.machine:
-        cmd += ["--machine", args.machine]
-    for env in args.environment:
+def asv_command(config: str, machine: str | None, environments: list[str], *words: str) -> list[str]:
+    """``python -m asv <words>`` for ``config``, forkserver launches (asv find ignores the config's)."""
+    cmd = [sys.executable, "-m", "asv", *words, "--config", config, "--launch-method", "forkserver"]
+    if machine:
+        cmd += ["--machine", machine]
+    for env in environments:
         cmd += ["-E", env]
     return cmd
 
 
-def stream(cmd: list[str], step: str) -> str:
-    """Run ``cmd``, echoing its output line by line with a step prefix; return the whole output."""
+def stream(cmd: list[str], step: str, tolerate: bool = False) -> str:
+    """Run ``cmd``, echoing its output line by line with a step prefix; return the whole output.
+    ``tolerate``: a non-zero exit (asv run's when some benchmark failed in some round) is noted,
+    not raised: the samples that were measured are judged, and too few is an error there."""
     print(f"[{step}] $ {' '.join(cmd)}", flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -97,85 +98,121 @@ def stream(cmd: list[str], step: str) -> str:
         lines.append(line)
         print(f"[{step}] {line}", end="", flush=True)
     if proc.wait() != 0:
-        raise ToolError(f"`{' '.join(cmd[1:4])} ...` failed with exit status {proc.returncode}")
+        if not tolerate:
+            raise ToolError(f"`{' '.join(cmd[1:4])} ...` failed with exit status {proc.returncode}")
+        print(f"[{step}] note: asv exited with status {proc.returncode} (a benchmark failed somewhere above)", flush=True)
     return "".join(lines)
 
 
-def run_find(args: argparse.Namespace, repo: str) -> str:
-    """Full hash of the commit ``asv find`` names."""
-    output = stream(asv_command(args, "find", args.range, args.benchmark), "1/3 asv find")
+def run_find(asv: list[str], range_spec: str, benchmark: str, repo: str) -> str:
+    """Full hash of the commit ``asv find`` names in ``range_spec``."""
+    output = stream([*asv[:3], "find", range_spec, benchmark, *asv[3:]], "1/3 asv find")
     match = FOUND_LINE.search(output)
     if not match:
         raise ToolError("asv find did not name a commit (no 'Greatest regression found' line)")
     return git(repo, "rev-parse", "--verify", match.group(1) + "^{commit}")
 
 
-def remeasure(args: argparse.Namespace, commits: list[str]) -> None:
-    """Append ``repeat x rounds`` samples per commit. Both commits go in one run, so asv interleaves
-    their rounds (A B A B ...): a slow spell of a shared machine then hits both sides alike."""
+def remeasure(asv: list[str], commits: list[str], benchmark: str, repeat: int, rounds: int) -> None:
+    """Append ``repeat x rounds`` samples per commit. All commits go in one run, so asv interleaves
+    their rounds (A B, B A, ...): a slow spell of a shared machine then hits both sides alike."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(commits) + "\n")
     try:
-        stream(asv_command(args, "run", f"HASHFILE:{fh.name}", "--bench", args.benchmark,
-                           "-a", f"repeat={args.repeat}", "-a", f"rounds={args.rounds}", "--record-samples", "--append-samples"),
-               "2/3 asv run")
+        stream([*asv[:3], "run", f"HASHFILE:{fh.name}", "--bench", benchmark, "-a", f"repeat={repeat}",
+                "-a", f"rounds={rounds}", "--interleave-rounds", "--append-samples", "--record-samples", *asv[3:]],
+               "2/3 asv run", tolerate=True)
     finally:
         os.unlink(fh.name)
 
 
-def samples_for(results_dir: str, commit: str, machine: str | None, pattern: str) -> dict[str, list[float]]:
-    """All samples recorded for ``commit``, per benchmark entry ('name' or 'name(params)') matching."""
-    found: dict[str, list[float]] = {}
-    for result in iter_results_checked(results_dir, machine):
-        if result.commit_hash != commit:
-            continue
-        for key in result.get_all_result_keys():
-            params = result.get_result_params(key)
-            combos = list(itertools.product(*params)) if params else [()]
-            for combo, samples in zip(combos, result.get_result_samples(key, params)):
-                label = f"{key}({', '.join(combo)})" if combo else key
-                if samples and (re.search(pattern, label) or key == pattern):
-                    # A time of 0, a negative or a non-finite one is no measurement (ratios need > 0).
-                    found.setdefault(label, []).extend(s for s in samples if s is not None and 0 < s < math.inf)
-    return found
-
-
-def round_medians(samples: list[float], repeat: int, rounds: int) -> list[float] | None:
-    """Medians of the last ``rounds`` blocks of ``repeat`` samples (the ones this run appended:
-    asv appends each round's samples after the older ones); None if there are too few samples."""
-    ours = samples[-repeat * rounds:]
-    if len(ours) < repeat * rounds:
+def default_machine() -> str | None:
+    """The machine asv uses without ``--machine``: the only one in ~/.asv-machine.json, else None."""
+    path = os.path.expanduser("~/.asv-machine.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            names = [k for k in json.load(fh) if k != "version"]
+    except (OSError, ValueError, AttributeError):
         return None
-    return [statistics.median(ours[i:i + repeat]) for i in range(0, len(ours), repeat)]
+    return names[0] if len(names) == 1 else None
 
 
-def judge(before: dict[str, list[float]], after: dict[str, list[float]], repeat: int, rounds: int,
-          alpha: float, min_ratio: float) -> Verdict:
-    """The most significant slowdown among the entries both commits have samples for.
+def _label(benchmark: str, params: dict[str, str]) -> str:
+    return f"{benchmark}({', '.join(params.values())})" if params else benchmark
 
-    The test's unit is a round, not a sample: each round runs in its own process, and samples of
-    one process share its state (memory layout, CPU placement, a slow spell of a shared machine),
-    so pooled samples would make small process-to-process differences look significant.
-    """
-    verdicts = []
-    for label in sorted(set(before) & set(after)):
-        a = round_medians(after[label], repeat, rounds)
-        b = round_medians(before[label], repeat, rounds)
-        if a is None or b is None:
+
+def detector_candidate(results_dir: str, repo: str, in_range: list[str], machine: str | None,
+                       pattern: str) -> tuple[str, str, str] | None:
+    """(last good, first bad, label) of the most significant slowdown the detector finds in the
+    stored results of the range's commits (and the commit before it), or None."""
+    if not os.path.isdir(results_dir):
+        return None
+    wanted = set(in_range)
+    try:
+        all_series = series_from_results(results_dir, repo)
+    except ToolError:
+        return None
+    best = None
+    for series in all_series:
+        label = _label(series.benchmark, series.params)
+        if (machine and series.machine != machine) or not (re.search(pattern, label) or series.benchmark == pattern):
             continue
-        ratio = statistics.median(after[label][-repeat * rounds:]) / \
-            statistics.median(before[label][-repeat * rounds:])
-        p_value = float(mannwhitneyu(a, b, alternative="greater").pvalue)
-        verdicts.append(Verdict(label, ratio, p_value, p_value < alpha and ratio >= min_ratio))
-    if not verdicts:
-        raise ToolError(f"no benchmark has {repeat * rounds} new samples on both commits; "
-                        "nothing to test (did the benchmark fail? see asv's output above)")
-    return min(verdicts, key=lambda v: (not v.confirmed, v.p_value, -v.ratio))
+        series.points = [p for p in series.points if p.commit in wanted]
+        points, steps = series_steps(series)
+        for step in steps:
+            if step.direction == "slower" and (best is None or (step.p_value or 1.0) < best[0]):
+                best = (step.p_value or 1.0, points[step.index - 1].commit, points[step.index].commit, label)
+    return None if best is None else best[1:]
 
 
-def smallest_p(rounds: int) -> float:
-    """The smallest one-sided Mann-Whitney p-value ``rounds`` against ``rounds`` values can give."""
-    return 1.0 / math.comb(2 * rounds, rounds)
+def first_parent_chain(repo: str, range_spec: str) -> list[str]:
+    """The range's commits oldest first, with the commit before the range in front."""
+    newest_first = check_range(repo, range_spec)
+    oldest = newest_first[-1]
+    before = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "-q", oldest + "^1"],
+                            capture_output=True, text=True).stdout.strip()
+    return ([before] if before else []) + newest_first[::-1]
+
+
+def params_of(label: str) -> tuple[str, tuple[str, ...]]:
+    """("bench.Class.name", ("ImprovedDilatedAttention", "16384")) from a label as samples_for makes it."""
+    if "(" not in label:
+        return label, ()
+    name, inner = label.split("(", 1)
+    return name, tuple(v.strip().strip("'") for v in inner.rstrip(")").split(", "))
+
+
+def confirm(asv: list[str], repo: str, results_dir: str, chain: list[str], candidate: str, benchmark: str,
+            machine: str | None, repeat: int, rounds: int, alpha: float, min_ratio: float,
+            neighbours: bool) -> tuple[str, str, Judgement]:
+    """Re-measure ``candidate``, its parent and (``neighbours``) one commit either side in one
+    interleaved run; (commit, parent, judgement) of the most significant adjacent pair."""
+    parent = git(repo, "rev-parse", "--verify", candidate + "^1^{commit}")
+    commits = [parent, candidate]
+    if neighbours and candidate in chain:
+        at = chain.index(candidate)
+        if at >= 2 and chain[at - 1] == parent:
+            commits.insert(0, chain[at - 2])
+        if at + 1 < len(chain):
+            commits.append(chain[at + 1])
+    remeasure(asv, commits, benchmark, repeat, rounds)
+    print(f"[3/3] paired test, round against round, on {len(commits) - 1} adjacent pair(s)", flush=True)
+    units = {name: d.get("unit", "") for name, d in load_benchmarks(results_dir).items()}
+    samples = {c: samples_for(results_dir, c, machine, benchmark) for c in commits}
+    flipped = frozenset(label for c in commits for label in samples[c]
+                        if higher_is_better(units.get(params_of(label)[0], "")))
+    judged = []
+    for older, newer in zip(commits, commits[1:]):
+        try:
+            judged.append((newer, older, judge(samples[older], samples[newer], repeat, rounds, alpha, min_ratio,
+                                               flipped)))
+        except ToolError:
+            if newer == candidate:
+                raise
+    # The candidate's own pair unless a neighbour's is confirmed and more significant.
+    own = next(j for j in judged if j[0] == candidate)
+    better = [j for j in judged if j[2].confirmed and (not own[2].confirmed or j[2].p_value < own[2].p_value)]
+    return min(better, key=lambda j: j[2].p_value) if better else own
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,45 +220,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("range", help="commits to search, FROM..TO (FROM itself is not searched, as in git)")
     parser.add_argument("benchmark", type=cli.regex, help="benchmark name or regex, as asv find takes it")
     parser.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
-    parser.add_argument("--machine", help="asv machine name (passed to asv)")
+    parser.add_argument("--machine", type=cli.machine_name, help="asv machine name (passed to asv)")
     parser.add_argument("-E", "--environment", action="append", default=[], help="asv environment (passed to asv)")
-    parser.add_argument("--repeat", type=cli.positive_int, default=5, help="samples per round when confirming (default: %(default)s)")
+    parser.add_argument("--repeat", type=cli.positive_int, default=5,
+                        help="samples per round when confirming (default: %(default)s)")
     parser.add_argument("--rounds", type=cli.positive_int, default=8,
-                        help="interleaved rounds per commit when confirming (default: %(default)s)")
+                        help="interleaved rounds per commit when confirming, 3 or more (default: %(default)s)")
     parser.add_argument("--alpha", type=cli.probability, default=0.01, help="significance level (default: %(default)s)")
     parser.add_argument("--min-ratio", type=cli.ratio_at_least_one, default=1.05,
                         help="smallest slowdown that counts as a step (default: %(default)s)")
+    parser.add_argument("--no-neighbours", dest="neighbours", action="store_false",
+                        help="re-measure only the candidate and its parent (default: also one commit either side)")
+    parser.add_argument("--asv-find", action="store_true",
+                        help="always search with asv find, even when the results hold the range")
     args = parser.parse_args(argv)
     check_range_form(args.range)
-    if smallest_p(args.rounds) >= args.alpha:
-        parser.error(f"--rounds {args.rounds} can never reach p < {args.alpha} (the test counts rounds); "
-                     f"use more rounds")
+    if args.rounds < 3:
+        parser.error(f"argument --rounds: a paired test needs 3 or more rounds, got {args.rounds}")
     if not os.path.isfile(args.config):
         raise ToolError(f"asv config {args.config} not found")
-    args.config = os.path.abspath(args.config)
+    config = os.path.abspath(args.config)
     try:
-        conf = Config.load(args.config)
+        conf = Config.load(config)
     except Exception as exc:  # asv reports a bad config as json5's, asv's or a plain Python error
-        raise ToolError(f"asv config {os.path.relpath(args.config)} is not readable "
+        raise ToolError(f"asv config {os.path.relpath(config)} is not readable "
                         f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
-    conf_dir = os.path.dirname(args.config)
+    conf_dir = os.path.dirname(config)
     repo = os.path.join(conf_dir, conf.repo)
     results_dir = os.path.join(conf_dir, conf.results_dir)
+    machine = args.machine or default_machine()
+    asv = asv_command(config, args.machine, args.environment)
 
-    check_range(repo, args.range)
-    named = run_find(args, repo)
-    parent = git(repo, "rev-parse", "--verify", named + "^1^{commit}")
-    remeasure(args, [parent, named])
-    print("[3/3] Mann-Whitney U test on the named commit and its parent", flush=True)
-    verdict = judge(samples_for(results_dir, parent, args.machine, args.benchmark),
-                    samples_for(results_dir, named, args.machine, args.benchmark),
-                    args.repeat, args.rounds, args.alpha, args.min_ratio)
+    chain = first_parent_chain(repo, args.range)
+    found = None if args.asv_find else detector_candidate(results_dir, repo, chain, machine, args.benchmark)
+    if found is None:
+        candidate = run_find(asv, args.range, args.benchmark, repo)
+    else:
+        good, bad, label = found
+        print(f"[1/3] the detector names {bad[:8]} ({label} got slower after {good[:8]})", flush=True)
+        parent = git(repo, "rev-parse", "--verify", bad + "^1^{commit}")
+        candidate = bad if parent == good else run_find(asv, f"{good}..{bad}", args.benchmark, repo)
+    named, parent, verdict = confirm(asv, repo, results_dir, chain, candidate, args.benchmark, machine,
+                                     args.repeat, args.rounds, args.alpha, args.min_ratio, args.neighbours)
+    name, params = params_of(verdict.label)
+    if machine:
+        record_confirmation(results_dir, machine, Confirmation(name, params, named, parent, verdict.factor,
+                                                               verdict.p_value, verdict.confirmed, verdict.rounds,
+                                                               candidate if candidate != named else None))
+    units = {n: d.get("unit", "") for n, d in load_benchmarks(results_dir).items()}
+    worse = "worse" if higher_is_better(units.get(name, "")) else "slower"
     if verdict.confirmed:
         subject = git(repo, "log", "-1", "--format=%s", named)
-        print(f"confirmed: {named[:7]} {subject} made {verdict.benchmark} {verdict.ratio:.2f}x slower "
+        print(f"confirmed: {named[:7]} {subject} made {verdict.label} {verdict.factor:.2f}x {worse} "
               f"(p={verdict.p_value:.2g})")
     else:
-        print(f"not confirmed: the step is within noise ({verdict.benchmark} {verdict.ratio:.2f}x, "
+        print(f"not confirmed: the step is within noise ({verdict.label} {verdict.factor:.2f}x, "
               f"p={verdict.p_value:.2g})")
     return 0
 

@@ -1,14 +1,19 @@
 """Write asv's machine file non-interactively from real hardware facts.
 
-The machine name is derived from hardware facts only (never the hostname), so the same box, or an
-identical one, always files its results under the same ``results/<machine>/`` directory:
-``cpu-<model-slug>-<n>c`` without a CUDA GPU, ``<gpu-slug>x<count>`` with one.
+One host, one machine. The name is derived from hardware facts (``cpu-<model-slug>-<n>c`` without a
+CUDA GPU, ``<gpu-slug>x<count>`` with one), and a host id (a hash of the systemd machine id, which
+survives reboots) tells hosts apart: when ``results/<name>`` already holds another host's results,
+this host gets ``<name>-<host id>``, so two identical boxes never merge into one series unless
+``--name`` says so; the host keeps its name on later runs (found by its id in the machine file).
+Facts that change across a reboot are stored rounded (the kernel as major.minor, RAM in whole GiB),
+so a reboot does not split the series. The command prints what it decided and why.
 
 Usage: ``python -m tools.machine [--path ~/.asv-machine.json] [--name NAME] [--cpu-only]``
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -16,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 
 import psutil
 from asv.machine import MachineCollection
@@ -81,20 +87,86 @@ def gpu_facts(cpu_only: bool = False) -> dict[str, str]:
     return facts
 
 
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+
+
+def host_id() -> tuple[str, str]:
+    """(a 12-hex-digit id of this host, where it came from). The same across reboots, different
+    between hosts: a hash of the systemd machine id; else of the first network interface's
+    hardware address; else of the host name."""
+    for path in MACHINE_ID_FILES:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text:
+            return hashlib.sha256(text.encode()).hexdigest()[:12], path
+    node = uuid.getnode()
+    if not (node >> 40) & 1:  # the multicast bit marks a random stand-in, not a real address
+        return hashlib.sha256(str(node).encode()).hexdigest()[:12], "the network hardware address"
+    return hashlib.sha256(platform.node().encode()).hexdigest()[:12], "the host name"
+
+
+def stable_os(system: str, release: str) -> str:
+    """``Linux 6.18`` from ``Linux 6.18.44-fc-v782``: a kernel update or rebuild is the same host."""
+    match = re.match(r"(\d+)\.(\d+)", release)
+    return f"{system} {match.group(1)}.{match.group(2)}" if match else system
+
+
+def stable_ram(total: int) -> str:
+    """Bytes rounded to whole GiB: the reading moves by a few MiB between boots."""
+    return str(max(1, round(total / 2 ** 30)) * 2 ** 30)
+
+
 def collect_facts(cpu_only: bool = False) -> dict[str, str]:
-    """Everything asv's machine file holds (all values strings, as asv stores them) plus GPU facts."""
+    """Everything asv's machine file holds (all values strings, as asv stores them) plus GPU facts
+    and the host id. Only facts that survive a reboot: asv draws one graph line per distinct set."""
     uname = platform.uname()
     physical = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     facts = {
-        "os": f"{uname.system} {uname.release}",
+        "os": stable_os(uname.system, uname.release),
         "arch": uname.machine,
         "cpu": cpu_model(),
         "num_cpu": str(psutil.cpu_count() or physical),
         "num_cores": str(physical),
-        "ram": str(psutil.virtual_memory().total),
+        "ram": stable_ram(psutil.virtual_memory().total),
+        "host_id": host_id()[0],
     }
     facts.update(gpu_facts(cpu_only))
     return facts
+
+
+def _read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def decide_name(facts: dict[str, str], known: dict, results_dir: str | None) -> tuple[str, str]:
+    """(machine name, why) for this host.
+
+    ``known``: the entries of the asv machine file already there; ``results_dir``: where results
+    of other hosts may be (a clone's committed ``results/``). One host keeps one name (its entry in
+    the machine file, found by host id); a name whose results belong to another host, or to a host
+    that did not record its id, is not reused: this host gets the hardware name plus its host id.
+    """
+    ours = facts.get("host_id", "")
+    for name, entry in sorted(known.items()):
+        if isinstance(entry, dict) and ours and entry.get("host_id") == ours:
+            return name, f"this host (id {ours}) is already '{name}' in the machine file"
+    base = machine_name(facts)
+    theirs = _read_json(os.path.join(results_dir, base, "machine.json")) if results_dir else {}
+    if not theirs:
+        return base, f"no results of another host under '{base}'"
+    if theirs.get("host_id") == ours:
+        return base, f"{results_dir}/{base} holds this host's results (id {ours})"
+    owner = f"host id {theirs['host_id']}" if theirs.get("host_id") else "a host that recorded no id"
+    return (f"{base}-{ours[:6]}", f"{results_dir}/{base} holds results of {owner}, not this host (id {ours}); "
+            f"its results stay a separate series (--name {base} files them together)")
 
 
 def machine_name(facts: dict[str, str]) -> str:
@@ -134,15 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", type=cli.machine_name, help="override the derived machine name")
     parser.add_argument("--cpu-only", action="store_true", help="describe the CPU even if a GPU is visible")
     parser.add_argument("--print-name", action="store_true", help="only print the derived name, write nothing")
+    parser.add_argument("--results", default="results",
+                        help="results directory whose machines are checked for another host (default: %(default)s)")
     args = parser.parse_args(argv)
 
     facts = collect_facts(cpu_only=args.cpu_only)
-    name = args.name or machine_name(facts)
+    path = os.path.expanduser(args.path)
+    known = {k: v for k, v in _read_json(path).items() if k != "version"} if os.path.isfile(path) else {}
+    if args.name:
+        name, why = args.name, "named with --name"
+    else:
+        name, why = decide_name(facts, known, args.results if os.path.isdir(args.results) else None)
     if args.print_name:
         print(name)
         return 0
-    path = os.path.expanduser(args.path)
     entry = write_machine(path, name, facts)
+    print(f"machine '{name}': {why}")
     print(f"wrote machine '{name}' to {path}:")
     print(json.dumps(entry, indent=2, sort_keys=True))
     return 0

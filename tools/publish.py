@@ -38,7 +38,8 @@ from tools.lib.errors import ToolError
 from tools.lib.files import write_text_atomic
 from tools.lib.landing import PAGE, headline_badge, load_sections, render_landing
 from tools.lib.series import machine_dirs
-from tools.lib.site_regressions import drop_backwards_regressions
+from tools.lib.site_regressions import drop_backwards_regressions, show_verdicts
+from tools.lib.verdicts import verdicts_for
 
 
 def _json_object(path: Path) -> dict:
@@ -163,8 +164,9 @@ def build_site(config: Path, results: Path, html: Path, badges: bool = True) -> 
         _run("asv publish", [sys.executable, "-m", "asv", "publish", "--config", str(config),
                              "--html-dir", str(new)])
         dropped = drop_backwards_regressions(new, results / "benchmarks.json")
-        print(f"regressions page: {dropped} rise(s) of throughput/capacity benchmarks removed "
-              "(asv has no direction; tools.report checks their drops)")
+        kept, unconfirmed = show_verdicts(new, verdicts_for(str(results)), results / "benchmarks.json")
+        print(f"regressions page: {kept} confirmed verdict(s) shown; {dropped} rise(s) of throughput/capacity "
+              f"and {unconfirmed} unconfirmed step(s) of asv's removed (tools.report lists the candidates)")
         print(f"index.html: {len(localize(new))} CDN reference(s) served from vendor/")
         write_text_atomic(str(new / PAGE), landing)
         link_landing(new, PAGE)

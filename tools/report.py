@@ -1,7 +1,9 @@
 """Report the regressions in asv results (or a published site) as Markdown or JSON.
 
 Markdown suits a PR comment or ``$GITHUB_STEP_SUMMARY``; one row per regression, like pyperf
-compare_to: benchmark, params, last good and first bad commit, before/after and their ratio.
+compare_to: status (confirmed by an interleaved re-measurement, ``tools.bisect``, or a candidate),
+benchmark, params, last good and first bad commit, before/after, the factor (worse in the
+benchmark's own direction), p and the benchmark's noise floor.
 
 Usage: ``python -m tools.report [--results results | --html html] [--format md|json]
 [--detector samples|asv] [--threshold 1.1] [--fail-on-regression] [--output FILE]``
@@ -17,7 +19,8 @@ from asv import util as asv_util
 from tools import cli
 from tools.lib.errors import ToolError
 from tools.lib.files import check_writable, write_text_atomic
-from tools.lib.regressions import Regression, find_regressions
+from tools.lib.regressions import Regression, find_regressions, higher_is_better
+from tools.lib.verdicts import with_confirmations
 from tools.lib.series import Series, cannot_judge, series_from_results, series_from_site
 
 
@@ -30,14 +33,17 @@ def to_markdown(found: list[Regression], all_series: list[Series], detector: str
             f"{len(all_series)} series over {_commit_count(all_series)} commits checked.\n")
     if not found:
         return head + f"\nNo regressions at or above {threshold:.2f}x.\n"
-    rows = ["| Benchmark | Params | Machine | Last good | First bad | Before | After | Ratio | p | Open |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(found, key=lambda r: -r.ratio):
+    rows = ["| Status | Benchmark | Params | Machine | Last good | First bad | Before | After | Factor | p | "
+            "Noise floor | Open |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(found, key=lambda r: (r.status != "confirmed", -r.ratio)):
         params = ", ".join(f"{k}={v}" for k, v in r.params.items()) or "-"
         p_value = "-" if r.p_value is None else f"{r.p_value:.2g}"
-        rows.append(f"| `{r.benchmark}` | {params} | {r.machine} | `{r.last_good[:8]}` | `{r.first_bad[:8]}` | "
-                    f"{asv_util.human_value(r.before, r.unit)} | {asv_util.human_value(r.after, r.unit)} | "
-                    f"**{r.ratio:.2f}x slower** | {p_value} | {'yes' if r.open else 'fixed'} |")
+        floor = "-" if r.noise_floor is None else f"{100 * r.noise_floor:.1f}%"
+        worse = "worse" if higher_is_better(r.unit) else "slower"
+        rows.append(f"| {r.status} | `{r.benchmark}` | {params} | {r.machine} | `{r.last_good[:8]}` | "
+                    f"`{r.first_bad[:8]}` | {asv_util.human_value(r.before, r.unit)} | "
+                    f"{asv_util.human_value(r.after, r.unit)} | **{r.ratio:.2f}x {worse}** | {p_value} | {floor} | "
+                    f"{'yes' if r.open else 'fixed'} |")
     return head + f"\n{len(found)} regression(s):\n\n" + "\n".join(rows) + "\n"
 
 
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         all_series = named
     detector = "asv" if args.html and args.detector == "samples" else args.detector  # a site keeps no samples
     found, used = find_regressions(all_series, detector, args.threshold, args.alpha)
+    if not args.html:
+        found = with_confirmations(found, args.results)  # confirmed / candidate, noise floors
     render = to_json if args.format == "json" else to_markdown
     text = render(found, all_series, used, args.threshold)
     text = _with_unjudged(text, all_series, args.format)

@@ -7,8 +7,9 @@ Each module offers ``available(...)`` (can the kernel run such inputs, asked wit
 ``plan(q, k, v, ...)`` (checks once, returns the launch for that input signature) and a function
 entry point for callers that keep no plans. ``load(name)`` imports one of them lazily: importing
 triton costs about half a second, and the package must import where triton is missing.
-``KernelConfig`` (tiles and launch options) and ``CachedLauncher`` (a Triton kernel's launches,
-compiled once per argument signature) are shared by both, and imported on first use too.
+``KernelConfig`` (tiles and launch options), ``CachedLauncher`` (a Triton kernel's launches,
+compiled once per argument signature) and ``SignatureCache`` (the bounded dict that holds launches
+and plans) are shared by both, and imported on first use too.
 Shape convention: ``(batch, seq_len, num_heads, head_dim)``.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from types import ModuleType
 
 from .._optional import optional_submodule
 
-__all__ = ["load", "KERNELS", "KernelConfig", "CachedLauncher"]
+__all__ = ["load", "KERNELS", "KernelConfig", "CachedLauncher", "SignatureCache"]
 
 KERNELS = ("dilated", "block_sparse")
 
@@ -30,7 +31,7 @@ def load(name: str) -> ModuleType | None:
 
 
 def __getattr__(name: str):
-    if name in ("KernelConfig", "CachedLauncher"):
+    if name in ("KernelConfig", "CachedLauncher", "SignatureCache"):
         from . import _shared
         return getattr(_shared, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

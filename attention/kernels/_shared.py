@@ -89,11 +89,14 @@ def cached_plan(key: Hashable, build: Callable[[], Any]) -> Any:
 
 
 @jit
-def online_softmax(acc, l_i, m_i, s):
-    """Fold base-2 scores ``s`` (BLOCK_M, BLOCK_N) into the running row max ``m_i`` and row sum
-    ``l_i``; returns (p, acc rescaled to the new max, l_i, m_i), and the caller adds ``p @ v``."""
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    p = tl.math.exp2(s - m_new[:, None])
+def online_softmax(acc, l_i, m_i, qk, scale_log2):
+    """Fold raw scores ``qk`` (BLOCK_M, BLOCK_N; masked entries -inf) into the running row max
+    ``m_i`` and row sum ``l_i``, in base 2 (scores times ``scale_log2`` = softmax scale * log2 e,
+    which is positive); returns (p, acc rescaled to the new max, l_i, m_i), and the caller adds
+    ``p @ v``. The row max is taken on the raw scores and scaled once per row, so each score
+    costs one fused multiply-add before exp2 instead of a multiply and a subtract."""
+    m_new = tl.maximum(m_i, tl.max(qk, 1) * scale_log2)
+    p = tl.math.exp2(qk * scale_log2 - m_new[:, None])
     alpha = tl.math.exp2(m_i - m_new)
     l_i = l_i * alpha + tl.sum(p, 1)
     return p, acc * alpha[:, None], l_i, m_new

@@ -34,6 +34,7 @@ at the end; ``python -m tools.simulate --speed`` times 1,000 histories x 500 com
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
@@ -49,10 +50,23 @@ DEFAULT_ALPHA = 0.01
 # five commits around it. Four sd of a Gaussian: about one commit in 16,000 by chance.
 HAMPEL_SD = 6.0
 HAMPEL_HALF_WINDOW = 2
+# Samples further than this many within-commit sd from their commit's median are left out of its level.
+KEEP_SD = 3.0
 # A pair of samples whose spread exceeds this many within-commit sd holds an outlier: take the lower.
 PAIR_OUTLIER_SD = 6.0
 # Penalty (in units of squared t, like a boundary's) of explaining a history with a linear trend.
-TREND_PENALTY = 12.0
+TREND_PENALTY = 15.0
+# Simulated noise histories that measure how many independent tests a search is worth; pairs only
+# up to this many commits (beyond: Bonferroni, which is conservative).
+CALIBRATION_HISTORIES = 20000
+PAIR_CALIBRATION_MAX = 60
+# The longest excursion the pair search tries (longer ones are two single steps to it); every
+# excursion up to the calibrated history length.
+EXCURSION_MAX = PAIR_CALIBRATION_MAX
+# A step is a jump where it stands: the mean of up to this many commits after it against as many
+# before, in standard errors, at least LOCAL_Z (one-sided 1 %).
+LOCAL_WINDOW = 3
+LOCAL_Z = 2.33
 # Degrees of freedom the benchmark's measured noise floor is worth, pooled with the history's own.
 PRIOR_DF = 8.0
 
@@ -106,7 +120,9 @@ def detect_steps(
     m = len(levels)
     if m < 3 or np.ptp(levels) == 0.0:
         return []
-    found = _fit(levels, positions.astype(np.float64), alpha, prior_sd)
+    centred = levels - np.median(levels)  # prefix sums of squares stay accurate (logs of bytes are ~20)
+    found = _fit(centred, positions.astype(np.float64), alpha, prior_sd)
+    found = _local_jumps(centred, found)
     return _steps(commits, positions, levels, found, min_ratio)
 
 
@@ -179,8 +195,9 @@ def levels_of(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
     """Per commit with samples: (its index in ``samples``, its log-level, its sample count, whether
     its spread is within the pooled within-commit noise).
 
-    The level is the median of the log-samples; for a pair whose spread exceeds ``PAIR_OUTLIER_SD``
-    within-commit sd, the lower sample (a slow outlier is the common case in timings).
+    The level is the mean of the log-samples within ``KEEP_SD`` within-commit sd of the commit's
+    median; for a pair whose spread exceeds ``PAIR_OUTLIER_SD`` within-commit sd, the lower sample
+    (a slow outlier is the common case in timings).
     """
     present = [i for i, chunk in enumerate(samples) if chunk is not None and len(chunk) > 0]
     chunks = [samples[i] for i in present]
@@ -207,7 +224,14 @@ def levels_of(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
     widest = np.maximum.reduceat(deviation, offsets[:-1]) if len(values) else np.zeros(m)
     pairs = counts == 2
     if within > 0.0:
+        # The mean of the samples near the median (more precise than the median; an outlier far
+        # from it is left out). Pairs: both are "near" unless far apart, then the lower one.
+        near = deviation <= KEEP_SD * within
+        kept = np.bincount(owner, near, minlength=m)
+        means = np.bincount(owner, np.where(near, logs, 0.0), minlength=m) / np.maximum(kept, 1)
+        levels = np.where((kept > 0) & ~pairs, means, levels)
         outlying_pair = pairs & (2.0 * widest > PAIR_OUTLIER_SD * within)
+        levels = np.where(pairs & ~outlying_pair, 0.5 * (low + high), levels)
         levels = np.where(outlying_pair, ordered[offsets[:-1]], levels)
         spread_ok = widest <= 3.0 * within
     else:
@@ -324,14 +348,15 @@ def _best_split(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments:
 
 def _best_pair(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: int,
                prior_sd: Optional[float]) -> Optional[tuple[int, int, float, int]]:
-    """(a, b, uncorrected p, pairs tried) of the segment [a, b) inside [lo, hi) (2+ commits, not
-    touching both ends) that differs most from the rest of [lo, hi)."""
+    """(a, b, uncorrected p, pairs tried) of the segment [a, b) inside [lo, hi) (2 to
+    ``EXCURSION_MAX`` commits, not touching both ends) that differs most from the rest of [lo, hi)."""
     n = hi - lo
     if n < 4:
         return None
-    a = np.arange(lo + 1, hi - 1)[:, None]
-    b = np.arange(lo + 2, hi)[None, :]
-    valid = b - a >= 2
+    a = np.arange(lo + 1, hi - 2)[:, None]
+    b = a + np.arange(2, EXCURSION_MAX + 1)[None, :]
+    valid = b <= hi - 1
+    b = np.minimum(b, hi - 1)
     inner_n = (b - a).astype(np.float64)
     inner_s = fit.s1[b] - fit.s1[a]
     inner_q = fit.s2[b] - fit.s2[a]
@@ -356,15 +381,74 @@ def _best_pair(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: 
     flat = int(np.argmax(t))
     i, j = divmod(flat, t.shape[1])
     tried = int(valid.sum())
-    return int(a[i, 0]), int(b[0, j]), float(_p_two_sided(t[i, j], dof)), tried
+    return int(a[i, 0]), int(b[i, j]), float(_p_two_sided(t[i, j], dof)), tried
+
+
+def _max_t_single(y: np.ndarray) -> np.ndarray:
+    """Per row of ``y`` (sims, m): the largest |t| of a single split with the pooled variance."""
+    sims, m = y.shape
+    k = np.arange(1, m, dtype=np.float64)
+    cs = np.cumsum(y, axis=1)[:, :-1]
+    total = y.sum(axis=1, keepdims=True)
+    squares = np.einsum("ij,ij->i", y, y)[:, None]
+    right = total - cs
+    rss = squares - cs ** 2 / k - right ** 2 / (m - k)
+    diff = right / (m - k) - cs / k
+    t = diff / np.sqrt(np.maximum(rss, 1e-300) / (m - 2) * (1.0 / k + 1.0 / (m - k)))
+    return np.abs(t).max(axis=1)
+
+
+def _max_t_pair(y: np.ndarray) -> np.ndarray:
+    """Per row of ``y`` (sims, m): the largest |t| of one inner segment [a, b) (2+ commits, not
+    touching both ends) against the rest, pooled variance."""
+    sims, m = y.shape
+    a, b = np.triu_indices(m + 1, 2)
+    keep = (a >= 1) & (b <= m - 1)
+    a, b = a[keep], b[keep]
+    s1 = np.concatenate((np.zeros((sims, 1)), np.cumsum(y, axis=1)), axis=1)
+    squares = np.einsum("ij,ij->i", y, y)[:, None]
+    total = s1[:, -1:]
+    n_in = (b - a).astype(np.float64)
+    n_out = m - n_in
+    inner = s1[:, b] - s1[:, a]
+    outer = total - inner
+    rss = squares - inner ** 2 / n_in - outer ** 2 / n_out
+    diff = inner / n_in - outer / n_out
+    t = diff / np.sqrt(np.maximum(rss, 1e-300) / (m - 3) * (1.0 / n_in + 1.0 / n_out))
+    return np.abs(t).max(axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _tests_worth(m: int, kind: str, alpha: float) -> float:
+    """How many independent tests the search over all single splits (``kind`` "single") or all
+    inner segments ("pair") of m commits is worth: the factor that makes the smallest p-value of
+    the search on Gaussian noise fall below ``alpha`` with probability ``alpha``.
+
+    Bonferroni would use the number of boundaries tried, but neighbouring boundaries test nearly
+    the same thing; the factor is measured on ``CALIBRATION_HISTORIES`` simulated histories with
+    a fixed seed (deterministic), and never exceeds Bonferroni's.
+    """
+    bonferroni = float(m - 1) if kind == "single" else float(max(sum(
+        max(0, min(EXCURSION_MAX, m - 1 - a) - 1) for a in range(1, m - 2)), 1))
+    if m < 4 or (kind == "pair" and m > PAIR_CALIBRATION_MAX):
+        return bonferroni
+    rng = np.random.default_rng(20260101 + m)
+    sims = max(CALIBRATION_HISTORIES // max(m // 50, 1) // (1 if kind == "single" else 4), 2000)
+    worst = np.concatenate([
+        (_max_t_single if kind == "single" else _max_t_pair)(rng.standard_normal((min(1000, sims - done), m)))
+        for done in range(0, sims, 1000)])
+    df = m - 2 if kind == "single" else m - 3
+    smallest_p = 2.0 * special.stdtr(df, -worst)
+    critical = float(np.quantile(smallest_p, alpha))
+    return float(min(bonferroni, alpha / critical)) if critical > 0 else bonferroni
 
 
 def _segment(levels: np.ndarray, alpha: float, prior_sd: Optional[float]) -> list[tuple[int, float]]:
-    """Boundaries found, each with the Bonferroni factor it was found under."""
     """Greedy binary segmentation: the most significant single split of any current segment while
-    one is significant (Bonferroni over the m - 1 boundaries); then, in segments that no single
-    split divides, the most significant excursion (a pair of boundaries, Bonferroni over pairs).
-    Each of the two searches spends half of ``alpha``."""
+    one is significant; then, in segments that no single split divides, the most significant
+    excursion (a pair of boundaries). Each search spends half of ``alpha``, its p-values corrected
+    by the number of tests it is worth (``_tests_worth``). Returns the boundaries found, each
+    with the correction factor it was found under."""
     fit = _Fit(levels)
     m = len(levels)
     bounds = [0, m]
@@ -376,21 +460,23 @@ def _segment(levels: np.ndarray, alpha: float, prior_sd: Optional[float]) -> lis
             split = _best_split(fit, lo, hi, rss_all - fit.rss(lo, hi), m, len(bounds) - 1, prior_sd)
             if split is not None and (best is None or split[1] < best[0]):
                 best = (split[1], split[0])
-        if best is not None and best[0] * 2.0 * (m - 1) < alpha:
-            found[best[1]] = 2.0 * (m - 1)
+        single = 2.0 * _tests_worth(m, "single", alpha / 2.0)
+        if best is not None and best[0] * single < alpha:
+            found[best[1]] = single
             bounds = sorted({*bounds, best[1]})
             continue
         pair_best: Optional[tuple[float, int, int]] = None
+        pairs = 2.0 * _tests_worth(m, "pair", alpha / 2.0)
         for lo, hi in zip(bounds, bounds[1:]):
             pair = _best_pair(fit, lo, hi, rss_all - fit.rss(lo, hi), m, len(bounds) - 1, prior_sd)
             if pair is not None:
                 a, b, p, _ = pair
-                corrected = p * m * (m - 1)
+                corrected = p * pairs
                 if pair_best is None or corrected < pair_best[0]:
                     pair_best = (corrected, a, b)
         if pair_best is not None and pair_best[0] < alpha:
             corrected, a, b = pair_best
-            found[a] = found[b] = float(m * (m - 1))
+            found[a] = found[b] = pairs
             bounds = sorted({*bounds, a, b})
             continue
         return sorted(found.items())
@@ -484,6 +570,28 @@ def _fit(levels: np.ndarray, times: np.ndarray, alpha: float, prior_sd: Optional
     if slope == 0.0 or _cost(levels, times, found, slope, alpha) >= _cost(levels, times, plain, 0.0, alpha):
         return plain
     return found
+
+
+def _local_jumps(levels: np.ndarray, found: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The boundaries that are a jump where they stand: the ``LOCAL_WINDOW`` commits after a
+    boundary differ from the ones before it by ``LOCAL_Z`` standard errors (pooled residual sd of
+    the segments). A slow drift passes a segment test over many commits, but its neighbouring
+    commits barely differ; a step's do."""
+    if not found:
+        return found
+    bounds = [0, *[b for b, _ in found], len(levels)]
+    fit = _Fit(levels)
+    df = len(levels) - len(bounds) + 1
+    if df <= 0:
+        return found
+    sd = math.sqrt(max(fit.total_rss(bounds), 0.0) / df)  # prefix sums can cancel to -1e-17
+    kept = []
+    for i, (boundary, p_value) in enumerate(found):
+        w = min(LOCAL_WINDOW, boundary - bounds[i], bounds[i + 2] - boundary)
+        jump = levels[boundary:boundary + w].mean() - levels[boundary - w:boundary].mean()
+        if sd == 0.0 or abs(jump) / (sd * math.sqrt(2.0 / w)) >= LOCAL_Z:
+            kept.append((boundary, p_value))
+    return kept
 
 
 def _steps(commits: list[str], positions: np.ndarray, levels: np.ndarray, found: list[tuple[int, float]],

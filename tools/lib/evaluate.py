@@ -29,7 +29,7 @@ from tools.lib.simulate import GRID, History, Scenario, null_of, plant_step, sim
 
 __all__ = ["Score", "Row", "evaluate", "markdown_table", "OTAVA_P", "DEFAULT_OTAVA_PYTHON", "real_series"]
 
-OTAVA_P = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.05, 0.1)
+OTAVA_P = (0.0001, 0.001, 0.003, 0.01, 0.03, 0.1)
 DEFAULT_OTAVA_PYTHON = ".venv-otava/bin/python"
 BRIDGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "otava_bridge.py")
 # Units of the real series that measure speed or size (not accuracy); the first set is higher-is-better.

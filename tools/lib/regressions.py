@@ -37,6 +37,8 @@ class Regression:
     ratio: float  # > 1: worse by this factor in the benchmark's own direction
     p_value: Optional[float]
     open: bool  # the newest level is still at least ``threshold`` times worse than ``before``
+    status: str = "candidate"  # "candidate" | "confirmed" (re-measured: tools.lib.verdicts.with_confirmations)
+    noise_floor: Optional[float] = None  # the benchmark's minimum detectable effect, a fraction
 
     def to_json(self) -> dict:
         return asdict(self)

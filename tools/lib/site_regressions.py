@@ -1,4 +1,10 @@
-"""asv's Regressions page and feed without the entries asv gets backwards.
+"""asv's Regressions page and feed showing the project's verdicts instead of asv's raw steps.
+
+``show_verdicts`` keeps on ``html/regressions.json`` (the page) and ``html/regressions.xml`` (the
+Atom feed) only the entries of benchmarks with a confirmed verdict (``tools.lib.verdicts``), each
+rewritten to the verdict's commit and its parent, so a reader never sees a step that re-measurement
+did not confirm (a newcomer's noisy first run, a throughput's rise). ``drop_backwards_regressions``
+below only removes asv's backwards entries.
 
 asv treats every benchmark as lower-is-better: for throughput and capacity (units in
 ``tools.lib.regressions.HIGHER_IS_BETTER_UNITS``) its site lists rises as regressions and never a
@@ -8,9 +14,11 @@ right way round.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Iterable
 
 from tools.lib.regressions import HIGHER_IS_BETTER_UNITS
 
@@ -53,3 +61,80 @@ def drop_backwards_regressions(html: Path, benchmarks_json: Path) -> int:
         if (html / "regressions.xml").is_file():
             _drop_from_feed(html / "regressions.xml", names)
     return dropped
+
+
+def _machine_of(graph_path: str) -> str:
+    """``graphs/arch-x86_64/.../machine-cpu-amd-epyc-2c/.../bench.json`` -> ``cpu-amd-epyc-2c``."""
+    for part in graph_path.split("/"):
+        if part.startswith("machine-"):
+            return part[len("machine-"):]
+    return ""
+
+
+def _params_at(definition: dict, index) -> tuple[str, ...]:
+    if index is None or not definition.get("params"):
+        return ()
+    combo = next(itertools.islice(itertools.product(*definition["params"]), index, index + 1))
+    return tuple(str(v).strip("'") for v in combo)
+
+
+def _value_at(html: Path, graph_path: str, revision: int | None, index) -> float | None:
+    try:
+        points = json.loads((html / graph_path).read_text())
+    except (OSError, ValueError):
+        return None
+    for rev, value in points:
+        if rev == revision:
+            return value[index] if isinstance(value, list) and index is not None else value
+    return None
+
+
+def show_verdicts(html: Path, verdicts: Iterable, benchmarks_json: Path, statuses: tuple[str, ...] = ("confirmed",)) -> tuple[int, int]:
+    """Keep only the page's and the feed's entries with a verdict of ``statuses``, rewritten to the
+    verdict's commits; (entries kept, entries removed)."""
+    page = html / "regressions.json"
+    index_path = html / "index.json"
+    if not page.is_file() or not index_path.is_file():
+        return 0, 0
+    benchmarks = json.loads(benchmarks_json.read_text())
+    revision_of = {h: int(r) for r, h in json.loads(index_path.read_text()).get("revision_to_hash", {}).items()}
+    wanted = {(v.machine, v.benchmark, tuple(v.params)): v for v in verdicts if v.status in statuses}
+    data = json.loads(page.read_text())
+    kept = []
+    for entry in data.get("regressions", []):
+        name, graph_path, graph_params, index = entry[0], entry[1], entry[2], entry[3]
+        benchmark = _benchmark_of(name)
+        definition = benchmarks.get(benchmark)
+        if not isinstance(definition, dict):
+            continue
+        verdict = wanted.get((_machine_of(graph_path), benchmark, _params_at(definition, index)))
+        if verdict is None or verdict.commit not in revision_of:
+            continue
+        after = revision_of[verdict.commit]
+        before = revision_of.get(verdict.parent) if verdict.parent else None
+        value_before = _value_at(html, graph_path, before, index) if before is not None else None
+        value_after = _value_at(html, graph_path, after, index)
+        if value_after is None:
+            continue
+        if value_before is None:
+            value_before = value_after / verdict.factor
+        kept.append([name, graph_path, graph_params, index, value_after, value_before,
+                     [[before, after, value_before, value_after]]])
+    removed = len(data.get("regressions", [])) - len(kept)
+    data["regressions"] = kept
+    page.write_text(json.dumps(data))
+    feed = html / "regressions.xml"
+    if feed.is_file():
+        _keep_in_feed(feed, {entry[0] for entry in kept})
+    return len(kept), removed
+
+
+def _keep_in_feed(feed: Path, names: set[str]) -> None:
+    ET.register_namespace("", ATOM)
+    tree = ET.parse(feed)
+    root = tree.getroot()
+    for entry in root.findall(f"{{{ATOM}}}entry"):
+        title = entry.findtext(f"{{{ATOM}}}title") or ""  # "43.55% bench.Class.time_x(...)"
+        if title.split(" ", 1)[-1] not in names:
+            root.remove(entry)
+    tree.write(feed, encoding="utf-8", xml_declaration=True)

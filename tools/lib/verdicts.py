@@ -15,16 +15,16 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 from tools.lib.detect import DEFAULT_ALPHA
 from tools.lib.errors import ToolError
 from tools.lib.files import write_text_atomic
-from tools.lib.regressions import series_steps
+from tools.lib.regressions import Regression, series_steps
 from tools.lib.series import Series, cannot_judge, series_from_results
 
-__all__ = ["Verdict", "Confirmation", "verdicts_for", "verdicts_from_series", "load_confirmations",
+__all__ = ["Verdict", "Confirmation", "verdicts_for", "verdicts_from_series", "with_confirmations", "load_confirmations",
            "record_confirmation", "confirmations_path", "STATUSES", "FIX_TOLERANCE"]
 
 STATUSES = ("confirmed", "candidate", "fixed", "not enough data")
@@ -100,9 +100,11 @@ def _noise_floors(results_dir: str, machine: str) -> dict:
     except ImportError:
         return {}
     try:
-        return load_noise_floors(results_dir, machine) or {}
+        floors = load_noise_floors(results_dir, machine) or {}
     except (OSError, ValueError, ToolError):
         return {}
+    # The noise file keeps asv's param strings ("'ImprovedDilatedAttention'"); series labels do not.
+    return {(name, tuple(str(p).strip("'") for p in params)): floor for (name, params), floor in floors.items()}
 
 
 def _params_of(series: Series) -> tuple[str, ...]:
@@ -156,6 +158,28 @@ def verdicts_from_series(all_series: list[Series], results_dir: Optional[str] = 
                 verdicts.append(Verdict(series.machine, series.benchmark, params, commit, parent, step.ratio,
                                         step.p_value, "fixed" if fixed else "candidate", mde))
     return verdicts
+
+
+def with_confirmations(found: list[Regression], results_dir: str) -> list[Regression]:
+    """``found`` with each regression's status ("confirmed" once re-measured and confirmed; those a
+    re-measurement rejected are dropped) and its benchmark's noise floor, from ``results_dir``."""
+    cache: dict[str, tuple[list[Confirmation], dict]] = {}
+    out = []
+    for r in found:
+        if r.machine not in cache:
+            cache[r.machine] = (load_confirmations(results_dir, r.machine), _noise_floors(results_dir, r.machine))
+        confirmations, floors = cache[r.machine]
+        params = tuple(r.params.values())
+        record = _latest_confirmation(confirmations, r.benchmark, params, {r.first_bad})
+        floor = floors.get((r.benchmark, params))
+        mde = getattr(floor, "mde", None) if floor is not None else None
+        if record is not None and not record.confirmed:
+            continue
+        if record is not None:
+            r = replace(r, status="confirmed", first_bad=record.commit, last_good=record.parent,
+                        ratio=record.factor, p_value=record.p_value)
+        out.append(replace(r, noise_floor=mde))
+    return out
 
 
 def verdicts_for(results_dir: str, machine: Optional[str] = None, repo: Optional[str] = None) -> list[Verdict]:

@@ -1,0 +1,181 @@
+"""Planted-regression trials: does the report flag, and the confirmed bisection name, a real slowdown?
+
+Each trial builds a throwaway repository from this project's tracked files with ``--commits``
+commits; in one of them (chosen at random, never the first two or the last two) the forward pass of
+``ImprovedDilatedAttention`` busy-waits until it has taken ``--factor`` times as long (a factor
+of 1.0: no plant, a history without a change). Then, as a user would on a fresh clone:
+
+1. ``python -m tools.machine`` and ``asv run`` (quick profile) over every commit, the
+   ``TimeForward.time_forward`` benchmark of ``ImprovedDilatedAttention`` only;
+2. ``python -m tools.report --format json``: flagged = a regression of that benchmark whose first
+   bad commit is the planted one (for a factor of 1.0: any regression);
+3. ``python -m tools.bisect FIRST..LAST``: confirmed = the "confirmed:" line names the planted
+   commit (for 1.0: any "confirmed:" line is a false confirmation).
+
+One JSON line per trial on stdout and in ``--output`` (appended), then a summary. CPU-heavy: about
+a minute per commit on an idle 2-core machine.
+
+    python scripts/planted_trials.py --factor 1.3 --factor 1.15 --factor 1.0 --trials 5 --output trials.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+BENCH = "bench_time.TimeForward.time_forward"
+BENCH_REGEX = r"bench_time\.TimeForward\.time_forward\('ImprovedDilatedAttention'"
+PLANT = '''
+
+# A regression planted by scripts/planted_trials.py: the forward pass busy-waits until it has taken
+# {factor} times as long as it did.
+import time as _planted_time
+
+_planted_forward = ImprovedDilatedAttention.forward
+
+
+def _slowed_forward(self, *args, **kwargs):
+    start = _planted_time.perf_counter()
+    out = _planted_forward(self, *args, **kwargs)
+    until = start + {factor} * (_planted_time.perf_counter() - start)
+    while _planted_time.perf_counter() < until:
+        pass
+    return out
+
+
+ImprovedDilatedAttention.forward = _slowed_forward
+'''
+
+
+def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_history(repo: Path, env_dir: Path, commits: int, plant_at: int | None, factor: float) -> list[str]:
+    files = [f for f in git(PROJECT, "ls-files").splitlines()
+             if not f.startswith(("results/", "html/", "docs/img/")) and (PROJECT / f).is_file()]
+    for rel in files:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / rel, repo / rel)
+    from asv import util
+
+    conf = util.load_json(str(repo / "asv.conf.json"), js_comments=True)
+    conf["env_dir"] = str(env_dir)  # one torch install shared by every trial
+    (repo / "asv.conf.json").write_text(json.dumps(conf, indent=2))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "trials@attnbench.invalid")
+    git(repo, "config", "user.name", "trials")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    shas = [git(repo, "rev-parse", "HEAD")]
+    for i in range(1, commits):
+        notes = repo / "NOTES.txt"
+        notes.write_text((notes.read_text() if notes.exists() else "") + f"change {i}\n")
+        message = f"change {i}"
+        if i == plant_at:
+            improved = repo / "attention" / "improved.py"
+            improved.write_text(improved.read_text() + PLANT.format(factor=factor))
+            message = f"improved: forward pass {factor}x slower (planted)"
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", message)
+        shas.append(git(repo, "rev-parse", "HEAD"))
+    return shas
+
+
+def trial(factor: float, commits: int, seed: int, env_dir: Path, keep: Path | None) -> dict:
+    rng = random.Random(seed)
+    plant_at = rng.randint(2, commits - 3) if factor != 1.0 else None
+    root = Path(tempfile.mkdtemp(prefix="planted-"))
+    repo, home = root / "repo", root / "home"
+    repo.mkdir()
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASV_")}
+    env.update(HOME=str(home), ATTNBENCH_PROFILE="quick", PYTHONPATH=str(repo))
+    started = time.time()
+    shas = make_history(repo, env_dir, commits, plant_at, factor)
+    run([sys.executable, "-m", "tools.machine"], repo, env)
+    machine = run([sys.executable, "-m", "tools.machine", "--print-name"], repo, env).stdout.strip()
+    # A benchmark that fails at some commit (asv exits 2) leaves a gap in the history, as for a user.
+    run([sys.executable, "-m", "asv", "run", "--machine", machine, "--launch-method", "forkserver", "-b", BENCH_REGEX,
+         f"{shas[0]}^!"], repo, env, check=False)
+    run([sys.executable, "-m", "asv", "run", "--machine", machine, "--launch-method", "forkserver", "-b", BENCH_REGEX,
+         f"{shas[0]}..{shas[-1]}"], repo, env, check=False)
+    report = json.loads(run([sys.executable, "-m", "tools.report", "--results", "results", "--repo", ".",
+                             "--format", "json", "--benchmark", BENCH], repo, env).stdout)
+    flagged = [r["first_bad"] for r in report["regressions"] if r["params"].get("implementation") == "ImprovedDilatedAttention"]
+    bisect = run([sys.executable, "-m", "tools.bisect", f"{shas[0]}..{shas[-1]}", BENCH_REGEX, "--machine", machine],
+                 repo, env, check=False)
+    last = (bisect.stdout.strip().splitlines() or [""])[-1] if bisect.returncode == 0 else f"error: {bisect.stderr.strip()[-300:]}"
+    named = re.match(r"confirmed: ([0-9a-f]{7})", last)
+    planted = shas[plant_at] if plant_at is not None else None
+    outcome = {
+        "factor": factor, "seed": seed, "commits": commits, "planted_at": plant_at,
+        "report_flagged": sorted(set(s[:8] for s in flagged)),
+        "report_exact": bool(planted and planted in flagged) if planted else not flagged,
+        "bisect": last,
+        "bisect_exact": bool(planted and named and planted.startswith(named.group(1))) if planted else not named,
+        "minutes": round((time.time() - started) / 60, 1),
+    }
+    if keep:
+        shutil.copytree(repo / "results", keep / f"trial-{factor}-{seed}")
+    shutil.rmtree(root, ignore_errors=True)
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--factor", type=float, action="append", help="planted slowdown (1.0: none); repeatable")
+    parser.add_argument("--trials", type=int, default=5, help="trials per factor (default: %(default)s)")
+    parser.add_argument("--commits", type=int, default=10, help="commits per history (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", help="append one JSON line per trial here")
+    parser.add_argument("--keep-results", type=Path, help="copy each trial's results/ under this folder")
+    args = parser.parse_args(argv)
+    factors = args.factor or [1.3, 1.15, 1.0]
+    if args.commits < 6 or args.trials < 1 or any(f < 1.0 for f in factors):
+        parser.error("--commits must be >= 6, --trials >= 1 and every --factor >= 1.0")
+    env_dir = Path(tempfile.mkdtemp(prefix="planted-env-"))
+    outcomes = []
+    for factor in factors:
+        for k in range(args.trials):
+            try:
+                outcome = trial(factor, args.commits, args.seed + k, env_dir, args.keep_results)
+            except RuntimeError as exc:
+                outcome = {"factor": factor, "seed": args.seed + k, "error": str(exc)[-1000:]}
+            outcomes.append(outcome)
+            line = json.dumps(outcome)
+            print(line, flush=True)
+            if args.output:
+                with open(args.output, "a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+    print("\n| factor | trials | report flags the planted commit | bisection confirms it | errors |")
+    print("|---|---|---|---|---|")
+    for factor in factors:
+        rows = [o for o in outcomes if o["factor"] == factor]
+        done = [o for o in rows if "error" not in o]
+        label = "none (no change)" if factor == 1.0 else f"{factor}x"
+        what = ("no flag", "no confirmation") if factor == 1.0 else ("exact", "exact")
+        print(f"| {label} | {len(rows)} | {sum(o['report_exact'] for o in done)}/{len(done)} {what[0]} | "
+              f"{sum(o['bisect_exact'] for o in done)}/{len(done)} {what[1]} | {len(rows) - len(done)} |")
+    shutil.rmtree(env_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
