@@ -108,6 +108,14 @@ def trial(factor: float, commits: int, seed: int, env_dir: Path, keep: Path | No
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASV_")}
     env.update(HOME=str(home), ATTNBENCH_PROFILE="quick", PYTHONPATH=str(repo))
     started = time.time()
+    try:
+        return _measure(repo, env, env_dir, commits, plant_at, factor, seed, started, keep)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int | None, factor: float, seed: int,
+             started: float, keep: Path | None) -> dict:
     shas = make_history(repo, env_dir, commits, plant_at, factor)
     run([sys.executable, "-m", "tools.machine"], repo, env)
     machine = run([sys.executable, "-m", "tools.machine", "--print-name"], repo, env).stdout.strip()
@@ -134,7 +142,6 @@ def trial(factor: float, commits: int, seed: int, env_dir: Path, keep: Path | No
     }
     if keep:
         shutil.copytree(repo / "results", keep / f"trial-{factor}-{seed}")
-    shutil.rmtree(root, ignore_errors=True)
     return outcome
 
 
