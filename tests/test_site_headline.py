@@ -107,4 +107,5 @@ def test_a_machine_without_any_dense_kernel_gets_a_page_without_ratios(machine_d
     write_run(machine_dir, "e" * 40, 1, {("Improved", "4096"): 0.002, ("Ring", "4096"): 0.004}, {})
     page = render_landing(machine_dir.parent)
     assert "vs fastest dense (none measured)" in page and "No speed-up history" in page
+    assert "fastest: Improved, 2.000 ms, no dense kernel measured at this shape" in page
     assert page.count('data-kind="ratio"') == 0 and page.count('class="point"') == 2  # the two times

@@ -156,7 +156,8 @@ def build_site(config: Path, results: Path, html: Path, badges: bool = True) -> 
     added = merge_saved_definitions(results)
     print(f"benchmarks.json: {len(added)} definition(s) added or widened from other machines' runs")
     sections = load_sections(results, _commit_order(config))  # every machine read before anything is built
-    landing = render_landing(results, sections=sections)
+    verdicts = verdicts_for(str(results))  # judged once: the landing page and asv's Regressions page
+    landing = render_landing(results, sections=sections, verdicts=verdicts)
     html = html.resolve()
     html.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{html.name}-new-", dir=html.parent))
@@ -164,7 +165,7 @@ def build_site(config: Path, results: Path, html: Path, badges: bool = True) -> 
         _run("asv publish", [sys.executable, "-m", "asv", "publish", "--config", str(config),
                              "--html-dir", str(new)])
         dropped = drop_backwards_regressions(new, results / "benchmarks.json")
-        kept, unconfirmed = show_verdicts(new, verdicts_for(str(results)), results / "benchmarks.json")
+        kept, unconfirmed = show_verdicts(new, verdicts, results / "benchmarks.json")
         print(f"regressions page: {kept} confirmed verdict(s) shown; {dropped} rise(s) of throughput/capacity "
               f"and {unconfirmed} unconfirmed step(s) of asv's removed (tools.report lists the candidates)")
         print(f"index.html: {len(localize(new))} CDN reference(s) served from vendor/")

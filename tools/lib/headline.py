@@ -29,7 +29,7 @@ __all__ = [
     "FORWARD", "BACKWARD", "TFLOPS", "CUDA_PEAK", "CPU_GROWTH", "LARGEST", "PEAK_AT_LARGEST", "SDPA",
     "SDPA_BACKWARD", "Measured", "Baseline", "Shape", "HeadlineRow", "MachineResults", "load_machine",
     "values", "by_implementation", "fastest_dense", "headline_shape", "headline_rows",
-    "ratio_history", "forward_by_seq_len", "dense_by_seq_len", "qkvo_mib",
+    "ratio_history", "forward_by_seq_len", "dense_by_seq_len", "qkvo_mib", "HistoryPoint",
 ]
 
 FORWARD = "bench_time.TimeForward.time_forward"
@@ -293,5 +293,3 @@ def ratio_history(machine: MachineResults, shape: Shape) -> dict[str, list[Histo
                     _measured(run, FORWARD, combo, seconds), baseline))
     return out
 
-
-__all__ += ["HistoryPoint"]

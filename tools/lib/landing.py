@@ -323,15 +323,17 @@ def _figure_or_dash(value: float | None, fmt: str) -> str:
     return "—" if value is None or value != value else format(value, fmt)
 
 
-def _all_verdicts(results_dir: Path) -> dict[str, list] | None:
-    """{machine: its confirmed and candidate regressions}, every machine judged in one pass; None
-    where this checkout has no detector."""
-    try:
-        from tools.lib.verdicts import verdicts_for
-    except ImportError:  # no detector in this checkout: nothing has been judged
-        return None
+def _all_verdicts(results_dir: Path, verdicts: list | None = None) -> dict[str, list] | None:
+    """{machine: its confirmed and candidate regressions} from ``verdicts`` (default: every machine
+    judged here in one pass); None where this checkout has no detector."""
+    if verdicts is None:
+        try:
+            from tools.lib.verdicts import verdicts_for
+        except ImportError:  # no detector in this checkout: nothing has been judged
+            return None
+        verdicts = verdicts_for(str(results_dir))
     found: dict[str, list] = {}
-    for v in verdicts_for(str(results_dir)):
+    for v in verdicts:
         if v.status in ("confirmed", "candidate"):
             found.setdefault(v.machine, []).append(v)
     return found
@@ -442,9 +444,9 @@ def headline_badge(sections: list[MachineSection]) -> tuple[str, str] | None:
 
 
 def render_landing(results_dir: Path, order: dict[str, int] | None = None,
-                   sections: list[MachineSection] | None = None) -> str:
+                   sections: list[MachineSection] | None = None, verdicts: list | None = None) -> str:
     """The whole landing page as HTML text, from ``results_dir`` (machine folders, benchmarks.json)
-    or the ``sections`` already loaded from it."""
+    or the ``sections`` and ``verdicts`` (``tools.lib.verdicts.verdicts_for``) already read from it."""
     results_dir = Path(results_dir)
     benchmarks = {}
     if (results_dir / "benchmarks.json").is_file():
@@ -453,14 +455,18 @@ def render_landing(results_dir: Path, order: dict[str, int] | None = None,
         sections = load_sections(results_dir, order)
     summary = []
     for s in sections:
-        best = next((r for r in s.rows if r.ratio is not None), None)
-        what = (f"fastest: {html.escape(best.implementation)}, {_ms(best.time.value)} ms, "
-                f"{_ratio(best.ratio)} vs {html.escape(s.baseline.name)}") if best else "no forward times yet"
+        if not s.rows:
+            what = "no forward times yet"
+        else:  # rows are fastest first
+            best = s.rows[0]
+            what = f"fastest: {html.escape(best.implementation)}, {_ms(best.time.value)} ms, " + (
+                f"{_ratio(best.ratio)} vs {html.escape(s.baseline.name)}" if best.ratio is not None
+                else "no dense kernel measured at this shape")
         summary.append(f'<li><a href="#machine-{html.escape(s.machine.name)}">{html.escape(s.machine.name)}</a>: '
                        f'{html.escape(s.machine.facts.get("gpu") or s.machine.facts.get("cpu", "?"))}; {what}</li>')
     peaks = ", ".join(f"{name} {tflops:g}" for name, tflops in PEAK_TFLOPS_16BIT)
-    verdicts = _all_verdicts(results_dir)
-    body = "\n".join(_machine_section(s, results_dir, benchmarks, verdicts) for s in sections)
+    by_machine = _all_verdicts(results_dir, verdicts)
+    body = "\n".join(_machine_section(s, results_dir, benchmarks, by_machine) for s in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>attnbench: results overview</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
