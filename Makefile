@@ -27,7 +27,10 @@ setup: .venv/.test-deps  ## venv, requirements, pinned CPU torch, asv machine fi
 
 bench:  ## asv run over RANGE with PROFILE (quick: ~25 s per commit), samples kept, rounds interleaved
 	@$(PYTHON) -m tools.noise check --profile $(PROFILE)
-	$(ASV) run $(ASV_RUN_ARGS) --record-samples --interleave-rounds $(RANGE)
+	@# asv exits 2 when some benchmark failed (an old commit that cannot run it, a timing that never
+	@# settled); those are recorded as failed in the results and the rest of the run is kept.
+	$(ASV) run $(ASV_RUN_ARGS) --record-samples --interleave-rounds $(RANGE) || { rc=$$?; [ $$rc -eq 2 ] || exit $$rc; \
+	  echo "warning: some benchmarks failed or never settled (asv exit 2); they are recorded as failed, the rest is kept" >&2; }
 
 noise:  ## noise floor of TARGET: RUNS separate asv runs -> results/noise/<machine>.json and a two-run table
 	$(PYTHON) -m tools.noise measure --runs $(RUNS) --commit $(TARGET) --profile $(PROFILE) \
