@@ -22,8 +22,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile .whl/*.whl || exit 1
 work=/tmp/attnbench-gpu
 rm -rf "$work" && git clone -q "$here/.whl/attnbench.bundle" "$work" && cd "$work" || exit 1
 git checkout -q main
-machine=$(python3 -m tools.machine --print-name)
-python3 -m tools.machine | tee "$log"
+# MACHINE names the series explicitly (a lent box can be another host of the same model each time).
+machine=${MACHINE:-$(python3 -m tools.machine --print-name)}
+python3 -m tools.machine --name "$machine" | tee "$log"
 export ATTNBENCH_PROFILE=${ATTNBENCH_PROFILE:-full} PYTHONUNBUFFERED=1
 
 # RANGE: a git range (A..B, X^!) or a comma-separated list of commits, benchmarked in that order.

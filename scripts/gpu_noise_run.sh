@@ -22,8 +22,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile .whl/*.whl || exit 1
 work=/tmp/attnbench-gpu
 rm -rf "$work" && git clone -q "$here/.whl/attnbench.bundle" "$work" && cd "$work" || exit 1
 git checkout -q main
-machine=$(python3 -m tools.machine --print-name)
-python3 -m tools.machine | tee "$log"
+# MACHINE names the series explicitly (a lent box can be another host of the same model each time).
+machine=${MACHINE:-$(python3 -m tools.machine --print-name)}
+python3 -m tools.machine --name "$machine" | tee "$log"
 export ATTNBENCH_PROFILE=full PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee -a "$log"
 
