@@ -331,13 +331,7 @@ def _best_split(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments:
     df = m - segments - 1
     if df <= 0 and prior_sd is None:
         return None
-    variance, dof = _variance(0.0, 0, None)  # placeholder, replaced below per split
-    if prior_sd is not None and prior_sd > 0.0:
-        variance = (rss + PRIOR_DF * prior_sd ** 2) / (df + PRIOR_DF)
-        dof = df + PRIOR_DF
-    else:
-        variance = rss / df
-        dof = float(df)
+    variance, dof = _variance(rss, df, prior_sd)
     diff = s_right / n_right - s_left / n_left
     se = np.sqrt(np.maximum(variance, 0.0) * (1.0 / n_left + 1.0 / n_right))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -368,12 +362,7 @@ def _best_pair(fit: _Fit, lo: int, hi: int, rss_other: float, m: int, segments: 
         df = m - segments - 2
         if df <= 0 and prior_sd is None:
             return None
-        if prior_sd is not None and prior_sd > 0.0:
-            variance = (rss + PRIOR_DF * prior_sd ** 2) / (df + PRIOR_DF)
-            dof = df + PRIOR_DF
-        else:
-            variance = rss / df
-            dof = float(df)
+        variance, dof = _variance(rss, df, prior_sd)
         diff = inner_s / inner_n - outer_s / outer_n
         se = np.sqrt(np.maximum(variance, 0.0) * (1.0 / inner_n + 1.0 / outer_n))
         t = np.where(se > 0, diff / se, np.where(diff != 0, np.inf, 0.0))
