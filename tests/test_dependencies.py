@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 
 def test_triton_imports_so_the_kernel_tests_run():
     import triton
@@ -33,13 +31,7 @@ def test_the_triton_kernels_import():
 
 
 def test_the_browser_is_installed_where_required():
-    from site_assets.browse import find_browser
+    from browser_helpers import find_browser_or_skip
 
-    if os.environ.get("ATTNBENCH_REQUIRE_BROWSER") == "1" or os.environ.get("CI"):
-        chromium, driver = find_browser()  # raises, naming what to install
-        assert os.access(chromium, os.X_OK) and os.access(driver, os.X_OK)
-    else:
-        try:
-            find_browser()
-        except RuntimeError as err:
-            pytest.skip(f"{err} (required in CI)")
+    chromium, driver = find_browser_or_skip()  # raises in CI, naming what to install
+    assert os.access(chromium, os.X_OK) and os.access(driver, os.X_OK)

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from browser_helpers import find_browser_or_skip
 from git_helpers import git
 
-from site_assets.browse import find_browser, view_site
+from site_assets.browse import view_site
 
 pytestmark = pytest.mark.slow
 
@@ -167,12 +168,7 @@ def test_quiet_history_has_no_regression(quiet, asv_env):
 
 
 def test_site_in_a_real_browser(planted, tmp_path):
-    try:
-        find_browser()
-    except RuntimeError as exc:
-        if os.environ.get("CI") or os.environ.get("ATTNBENCH_REQUIRE_BROWSER") == "1":
-            raise
-        pytest.skip(str(exc))
+    find_browser_or_skip()
     repo, shas = planted
     # graph the one parameter set the history measured (asv's menus use the values' reprs)
     graph = f"{BENCH}?p-implementation=%27DenseAttention%27&p-seq_len=2048"

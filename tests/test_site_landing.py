@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from site_assets.browse import count_graph_points, driver, find_browser, serve
+from browser_helpers import find_browser_or_skip
+from site_assets.browse import count_graph_points, driver, serve
 from tools.lib.peaks import peak_tflops
 
 pytestmark = pytest.mark.slow
@@ -57,12 +58,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    try:
-        find_browser()
-    except RuntimeError as exc:
-        if os.environ.get("CI") or os.environ.get("ATTNBENCH_REQUIRE_BROWSER") == "1":
-            raise
-        pytest.skip(str(exc))
+    find_browser_or_skip()
     b = driver(tmp_path_factory.mktemp("chromium-profile"))
     yield b
     b.quit()
