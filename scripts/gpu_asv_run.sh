@@ -14,17 +14,10 @@ set -uo pipefail
 out=${1:?usage: gpu_asv_run.sh OUTDIR BUDGET_S RANGE [asv args...]}
 budget=${2:?missing BUDGET_S}; range=${3:?missing RANGE}; shift 3
 (( $# > 0 )) || { echo "gpu_asv_run.sh: give at least one benchmark REGEX" >&2; exit 2; }
-here=$(pwd); start=$(date +%s); log="$out/asv-run.log"
+start=$(date +%s); log="$out/asv-run.log"; : > "$log"
 
-# asv and its few missing dependencies, from wheels carried along (no index is reachable).
-python3 -m pip install -q --no-index --no-deps --no-compile .whl/*.whl || exit 1
-
-work=/tmp/attnbench-gpu
-rm -rf "$work" && git clone -q "$here/.whl/attnbench.bundle" "$work" && cd "$work" || exit 1
-git checkout -q main
-# MACHINE names the series explicitly (a lent box can be another host of the same model each time).
-machine=${MACHINE:-$(python3 -m tools.machine --print-name)}
-python3 -m tools.machine --name "$machine" | tee "$log"
+source "$(dirname "$0")/gpu_box_checkout.sh"
+gpu_box_checkout "$log" || exit 1
 export ATTNBENCH_PROFILE=${ATTNBENCH_PROFILE:-full} PYTHONUNBUFFERED=1
 
 # RANGE: a git range (A..B, X^!) or a comma-separated list of commits, benchmarked in that order.

@@ -16,15 +16,10 @@
 set -uo pipefail
 out=${1:?usage: gpu_noise_run.sh OUTDIR BUDGET_S [COMMIT] [BEFORE]}
 budget=${2:?missing BUDGET_S}; commit=${3:-HEAD}; before=${4:-}
-here=$(pwd); start=$(date +%s); log="$out/noise.log"
+start=$(date +%s); log="$out/noise.log"; : > "$log"
 
-python3 -m pip install -q --no-index --no-deps --no-compile .whl/*.whl || exit 1
-work=/tmp/attnbench-gpu
-rm -rf "$work" && git clone -q "$here/.whl/attnbench.bundle" "$work" && cd "$work" || exit 1
-git checkout -q main
-# MACHINE names the series explicitly (a lent box can be another host of the same model each time).
-machine=${MACHINE:-$(python3 -m tools.machine --print-name)}
-python3 -m tools.machine --name "$machine" | tee "$log"
+source "$(dirname "$0")/gpu_box_checkout.sh"
+gpu_box_checkout "$log" || exit 1
 export ATTNBENCH_PROFILE=full PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee -a "$log"
 
