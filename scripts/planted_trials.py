@@ -99,13 +99,17 @@ def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int |
     flagged = [r["first_bad"] for r in report["regressions"] if r["params"].get("implementation") == "ImprovedDilatedAttention"]
     bisect = run([sys.executable, "-m", "tools.bisect", f"{shas[0]}..{shas[-1]}", BENCH_REGEX, "--machine", machine],
                  repo, env, check=False)
-    last = (bisect.stdout.strip().splitlines() or [""])[-1] if bisect.returncode == 0 else f"error: {bisect.stderr.strip()[-300:]}"
+    lines = bisect.stdout.strip().splitlines()
+    last = (lines or [""])[-1] if bisect.returncode == 0 else f"error: {bisect.stderr.strip()[-300:]}"
+    candidate = next((line for line in lines if line.startswith("[1/3]")), "asv find")
     named = re.match(r"confirmed: ([0-9a-f]{7})", last)
     planted = shas[plant_at] if plant_at is not None else None
     outcome = {
         "factor": factor, "seed": seed, "commits": commits, "planted_at": plant_at,
+        "planted": planted[:8] if planted else None,
         "report_flagged": sorted(set(s[:8] for s in flagged)),
         "report_exact": bool(planted and planted in flagged) if planted else not flagged,
+        "bisect_candidate": candidate,
         "bisect": last,
         "bisect_exact": bool(planted and named and planted.startswith(named.group(1))) if planted else not named,
         "minutes": round((time.time() - started) / 60, 1),
@@ -123,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="append one JSON line per trial here")
     parser.add_argument("--keep-results", type=Path, help="copy each trial's results/ under this folder")
+    parser.add_argument("--env-dir", type=Path, help="asv environments to use and keep (default: a temporary "
+                        "folder, removed at the end)")
     args = parser.parse_args(argv)
     factors = args.factor or [1.3, 1.15, 1.0]
     if args.commits < 6 or args.trials < 1 or any(f < 1.0 for f in factors):
         parser.error("--commits must be >= 6, --trials >= 1 and every --factor >= 1.0")
-    env_dir = Path(tempfile.mkdtemp(prefix="planted-env-"))
+    env_dir = args.env_dir or Path(tempfile.mkdtemp(prefix="planted-env-"))
     outcomes = []
     # Trial k of every factor before trial k + 1 of any: a run cut short still covers each factor.
     for k in range(args.trials):
@@ -151,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         what = ("no flag", "no confirmation") if factor == 1.0 else ("exact", "exact")
         print(f"| {label} | {len(rows)} | {sum(o['report_exact'] for o in done)}/{len(done)} {what[0]} | "
               f"{sum(o['bisect_exact'] for o in done)}/{len(done)} {what[1]} | {len(rows) - len(done)} |")
-    shutil.rmtree(env_dir, ignore_errors=True)
+    if not args.env_dir:
+        shutil.rmtree(env_dir, ignore_errors=True)
     return 0
 
 
