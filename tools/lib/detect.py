@@ -62,9 +62,9 @@ PAIR_OUTLIER_SD = 6.0
 # Penalty of explaining a history with a linear trend: the penalty of one boundary (the squared t
 # a boundary needs) less this margin, so the trend costs slightly less than a step at every
 # history length (a fixed penalty made a straight line cheaper than a step in short histories,
-# where a boundary's t must be large, and took clear steps for drift). 3.6 is the margin at which
-# 20-commit histories cost what they did with the penalty fixed at 15.
-TREND_MARGIN = 3.6
+# where a boundary's t must be large, and took clear steps for drift). At 3.16 a trend in a
+# 20-commit history costs 15, as it did with a fixed penalty (a boundary needs t^2 = 18.16 there).
+TREND_MARGIN = 3.16
 # Simulated noise histories that measure how many independent tests a search is worth; pairs only
 # up to this many commits (beyond: Bonferroni, which is conservative).
 CALIBRATION_HISTORIES = 20000
