@@ -115,7 +115,9 @@ def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int |
         "minutes": round((time.time() - started) / 60, 1),
     }
     if keep:
-        shutil.copytree(repo / "results", keep / f"trial-{factor}-{seed}")
+        kept = keep / f"trial-{factor}-{seed}"
+        shutil.copytree(repo / "results", kept)
+        (kept / "commits.txt").write_text("\n".join(shas) + "\n")  # oldest first: the order to read them in
     return outcome
 
 
