@@ -217,12 +217,15 @@ def _compile_jobs(jobs: list[tuple]) -> int:
     return done
 
 
-def precompile(old_package: str | None, workers: int) -> None:
+def precompile(old_package: str | None, workers: int, sections: list[str]) -> None:
     import multiprocessing as mp
 
-    jobs = [("fwd", c, causal) for causal in (False, True) for c in FWD_SWEEP if fwd_ok(c, causal)]
-    jobs += [("bwd", c, causal) for causal in (False, True) for c in BWD_SWEEP]
-    jobs += [("bs", c, False) for c in BS_SWEEP]
+    jobs = []
+    if "sweep" in sections:
+        jobs += [("fwd", c, causal) for causal in (False, True) for c in FWD_SWEEP if fwd_ok(c, causal)]
+        jobs += [("bwd", c, causal) for causal in (False, True) for c in BWD_SWEEP]
+    if "block_sparse" in sections:
+        jobs += [("bs", c, False) for c in BS_SWEEP]
     jobs += [("new", None, causal) for causal in (False, True)]
     if old_package:
         jobs += [("old", f"{old_package}", causal) for causal in (False, True)]
@@ -651,7 +654,7 @@ def main() -> None:
     except ImportError:
         old_package = None
     if "precompile" in sections:
-        precompile(old_package, args.workers)
+        precompile(old_package, args.workers, sections)
     device_name = "CPU (dry run)" if DRY else torch.cuda.get_device_name()
     say(f"# GPU kernel probe: {device_name}, torch {torch.__version__}, "
         f"triton {triton.__version__}, Python {platform.python_version()}, "
