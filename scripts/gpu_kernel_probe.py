@@ -16,8 +16,6 @@ Sections (``--sections``, run in the order given; by default):
   largest      LargestFit's search (benchmarks/bench_capacity.py) for ImprovedDilatedAttention
   block_sparse the block-sparse kernel: correctness, tile sweep at 90% sparsity vs dense
   diag         host/GPU split of forward+backward at 4K (not in the default set)
-  ws           the forward with Triton's warp specialisation of the key loop at 32K (not in the
-               default set; run it in a process of its own)
 
     python scripts/gpu_kernel_probe.py                          # everything, results in $OUT
     python scripts/gpu_kernel_probe.py --sections sweep --lengths 4096,32768
@@ -65,21 +63,10 @@ START = time.time()
 
 # (block_m, block_n, num_warps, num_stages). Forward: block_m queries per program, block_n keys
 # per step. Backward: block_n rows a program owns, block_m the tile streamed past them.
-# Further elements are KernelConfig's options in order: atomic_dq (backward: dQ accumulated with
-# float32 atomics), warp_specialize, overlap_softmax (forward: next scores before this softmax).
-OV = (False, False, True)
 FWD_SWEEP = [(64, 64, 4, 3), (64, 64, 4, 4), (64, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
-             (128, 64, 8, 4), (128, 64, 8, 2), (128, 64, 4, 4), (128, 128, 4, 3), (128, 32, 4, 4),
-             (64, 64, 4, 3, *OV), (64, 64, 4, 4, *OV), (128, 64, 4, 3, *OV), (128, 64, 8, 3, *OV),
-             (128, 64, 8, 2, *OV)]
+             (128, 64, 8, 4), (128, 64, 8, 2), (128, 64, 4, 4), (128, 128, 4, 3), (128, 32, 4, 4)]
 BWD_SWEEP = [(32, 128, 4, 3), (64, 64, 4, 3), (32, 64, 4, 3), (64, 128, 8, 3), (16, 128, 4, 3),
-             (32, 128, 4, 3, True), (64, 64, 4, 3, True), (32, 64, 4, 3, True),
-             (64, 128, 8, 3, True), (16, 128, 4, 3, True), (32, 128, 8, 3, True),
-             (64, 64, 4, 2, True)]
-# Forward tiles tried with Triton's warp specialisation of the key loop (section ws, run in a
-# process of its own: a compiler crash there must not take the other sections with it).
-WS_SWEEP = [(128, 64, 8, 3, False, True), (128, 64, 4, 3, False, True), (64, 64, 4, 3, False, True),
-            (128, 64, 8, 2, False, True)]
+             (32, 128, 8, 3), (64, 64, 4, 2)]
 BS_SWEEP = [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4),
             (64, 128, 4, 3), (128, 64, 4, 4), (64, 64, 4, 4), (128, 128, 8, 2), (128, 64, 8, 2)]
 
@@ -97,12 +84,6 @@ def elapsed() -> float:
 
 def capped(seq_len: int, segments=SEGMENTS) -> tuple[int, ...]:
     return tuple(min(w, seq_len) for w in segments)
-
-
-def cfg_name(cfg: tuple) -> str:
-    """A swept config as (block_m, block_n, warps, stages) and the names of its options."""
-    names = ("atomic dQ", "warp-specialised", "overlapped")
-    return str(tuple(cfg[:4])) + "".join(f" {n}" for n, on in zip(names, cfg[4:]) if on)
 
 
 def fwd_ok(cfg: tuple, causal: bool) -> bool:
@@ -378,11 +359,11 @@ def sweep(lengths, budget_s: float) -> dict:
         for c in FWD_SWEEP:
             if fwd_ok(c, causal):
                 out, _ = dilated.forward(q, k, v, segs, RATES, causal, config=KernelConfig(*c))
-                result["err"][f"fwd {cfg_name(c)} causal={causal}"] = rel_err(out, ref)
+                result["err"][f"fwd {c} causal={causal}"] = rel_err(out, ref)
         out, lse = dilated.forward(q, k, v, segs, RATES, causal, store_lse=True)
         for c in BWD_SWEEP:
             grads = dilated.backward(q, k, v, out, lse, g, segs, RATES, causal, config=KernelConfig(*c))
-            result["err"][f"bwd {cfg_name(c)} causal={causal}"] = max(rel_err(a, r) for a, r in zip(grads, ref_grads))
+            result["err"][f"bwd {c} causal={causal}"] = max(rel_err(a, r) for a, r in zip(grads, ref_grads))
         del q, k, v, ref, qr, kr, vr, ref_g, ref_grads
     bad = {k: e for k, e in result["err"].items() if not e <= 0.015}
     say(f"config errors: worst {max(result['err'].values()):.1e}; over 0.015: {bad or 'none'}")
@@ -459,12 +440,12 @@ def sweep(lengths, budget_s: float) -> dict:
             say("| config | fwd ms | fwd TF/s |")
             say("|---|---|---|")
             for c, ms in sorted(fwd.items(), key=lambda x: x[1]):
-                say(f"| {cfg_name(c)}{' (default)' if KernelConfig(*c) == default_fwd else ''} | {ms:.4f} | "
+                say(f"| {c}{' (default)' if KernelConfig(*c) == default_fwd else ''} | {ms:.4f} | "
                     f"{tflops(pairs, spec, ms):.0f} |")
             say("| bwd config | bwd ms |")
             say("|---|---|")
             for c, ms in sorted(bwd.items(), key=lambda x: x[1]):
-                say(f"| {cfg_name(c)}{' (default)' if KernelConfig(*c) == default_bwd else ''} | {ms:.4f} |")
+                say(f"| {c}{' (default)' if KernelConfig(*c) == default_bwd else ''} | {ms:.4f} |")
             say("| | flash | cuDNN | kernel default | kernel best | best vs fastest dense "
                 "| effective TF/s: fastest dense / kernel best |")
             say("|---|---|---|---|---|---|---|")
@@ -485,7 +466,7 @@ def sweep(lengths, budget_s: float) -> dict:
             say(f"| fwd+bwd (synced) | {d_sync[fl][1]:.4f} | {d_sync[cu][1]:.4f} | "
                 f"{e2e['default']['fwdbwd_synced']:.4f} | {e2e['best']['fwdbwd_synced']:.4f} | "
                 f"{min(x[1] for x in d_sync.values()) / e2e['best']['fwdbwd_synced']:.1f}x | |")
-            say(f"best: fwd {cfg_name(best_f)}, bwd {cfg_name(best_b)}  ({elapsed():.0f} s)")
+            say(f"best: fwd {best_f}, bwd {best_b}  ({elapsed():.0f} s)")
             del q, k, v, g, qd, kd, vd, out, lse
             empty_cache()
     return result
@@ -567,36 +548,6 @@ def block_sparse(seq_len: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Warp specialisation
-
-def warp_specialised(seq_len: int) -> dict:
-    """The forward with ``KernelConfig.warp_specialize`` against the same tiles without it."""
-    say(f"## Forward with a warp-specialised key loop at {seq_len}, not causal; ms do_bench median")
-    segs = capped(seq_len)
-    spec = spec_of(seq_len, False)
-    q, k, v = qkv(seq_len)
-    result = {}
-    with torch.no_grad():
-        for c in WS_SWEEP:
-            plain, ws = KernelConfig(*c[:4]), KernelConfig(*c)
-            try:
-                base, _ = dilated.forward(q, k, v, segs, RATES, False, config=plain)
-                out, _ = dilated.forward(q, k, v, segs, RATES, False, config=ws)
-                diff = rel_err(out, base.double())
-                t_plain = bench(lambda: dilated.forward(q, k, v, segs, RATES, False, config=plain))
-                t_ws = bench(lambda: dilated.forward(q, k, v, segs, RATES, False, config=ws))
-            except Exception as exc:  # noqa: BLE001 - a variant the compiler refuses is reported
-                say(f"{c[:4]}: warp-specialised failed {type(exc).__name__}: {str(exc)[:300]}")
-                continue
-            pairs = dilated_pairs(spec)
-            say(f"{c[:4]}: plain {t_plain:.4f} ms ({tflops(pairs, spec, t_plain):.0f} TF/s), "
-                f"warp-specialised {t_ws:.4f} ms ({tflops(pairs, spec, t_ws):.0f} TF/s); "
-                f"outputs differ by {diff:.1e} of max")
-            result[str(c[:4])] = dict(plain=t_plain, ws=t_ws, diff=diff)
-    return result
-
-
-# ---------------------------------------------------------------------------------------------
 # Host/GPU split at 4K
 
 def diagnose(seq_len: int) -> None:
@@ -642,7 +593,7 @@ def main() -> None:
         raise SystemExit("gpu_kernel_probe needs a CUDA GPU")
     global FWD_SWEEP, BWD_SWEEP, BS_SWEEP
     if DRY:
-        FWD_SWEEP, BWD_SWEEP, BS_SWEEP = FWD_SWEEP[:1] + FWD_SWEEP[-1:], BWD_SWEEP[:1] + BWD_SWEEP[5:6], BS_SWEEP[:2]
+        FWD_SWEEP, BWD_SWEEP, BS_SWEEP = FWD_SWEEP[:2], BWD_SWEEP[:2], BS_SWEEP[:2]
     sections = args.sections.split(",")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -669,8 +620,7 @@ def main() -> None:
     steps = [("correctness", correctness), ("compare", lambda: compare(old_package) if old_package else None),
              ("sweep", lambda: sweep([int(x) for x in args.lengths.split(",")], args.budget_s)),
              ("largest", largest), ("block_sparse", lambda: block_sparse(512 if DRY else 32768)),
-             ("diag", lambda: diagnose(COMPILE_LEN)),
-             ("ws", lambda: warp_specialised(512 if DRY else 32768))]
+             ("diag", lambda: diagnose(COMPILE_LEN))]
     steps.sort(key=lambda step: sections.index(step[0]) if step[0] in sections else len(steps))
     for name, run in steps:
         if name in sections:

@@ -68,23 +68,12 @@ def signature(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple:
 
 @dataclass(frozen=True)
 class KernelConfig:
-    """Tile sizes and launch options of one kernel launch.
-
-    ``atomic_dq`` (dilated backward only): accumulate dQ in float32 with atomic adds from the
-    dK/dV loop (5 matrix products per tile pair instead of 7, plus a memset and a cast) rather
-    than in a second pass over the keys. ``warp_specialize`` (dilated forward only): ask
-    Triton to warp-specialise the key loop (``tl.range(..., warp_specialize=True)``).
-    ``overlap_softmax`` (dilated forward only): compute the next key tile's scores before this
-    tile's softmax, so that matrix products and softmax can overlap.
-    """
+    """Tile sizes and launch options of one kernel launch."""
 
     block_m: int
     block_n: int
     num_warps: int
     num_stages: int
-    atomic_dq: bool = False
-    warp_specialize: bool = False
-    overlap_softmax: bool = False
 
 
 # The one cache of launch plans for callers that keep none of their own (the kernel modules'

@@ -77,60 +77,29 @@ def _zero_other_offsets(base, t, o, r, w, stride_n, offs_d,
 
 
 @jit
-def _fwd_inner_overlapped(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, offs_d,
-                          lo, hi, scale_log2, BLOCK_N: tl.constexpr):
-    """The unmasked key loop (``hi - lo`` a whole number of tiles, maybe none) with the next
-    tile's scores issued before this tile's softmax, so the tensor cores can work on one while
-    the other units do the other (FlashAttention-3's intra-warpgroup overlap)."""
-    if lo < hi:
-        t_k = lo + tl.arange(0, BLOCK_N)
-        s = tl.dot(q, tl.trans(tl.load(k_base + t_k[:, None] * row_stride_k + offs_d[None, :])))
-        for start_n in range(lo + BLOCK_N, hi, BLOCK_N):
-            t_k = start_n + tl.arange(0, BLOCK_N)
-            k = tl.load(k_base + t_k[:, None] * row_stride_k + offs_d[None, :])
-            s_next = tl.dot(q, tl.trans(k))
-            p, acc, l_i, m_i = online_softmax(acc, l_i, m_i, s, scale_log2)
-            t_v = t_k - BLOCK_N
-            v = tl.load(v_base + t_v[:, None] * row_stride_v + offs_d[None, :])
-            acc = tl.dot(p.to(v.dtype), v, acc)
-            s = s_next
-        p, acc, l_i, m_i = online_softmax(acc, l_i, m_i, s, scale_log2)
-        t_v = hi - BLOCK_N + tl.arange(0, BLOCK_N)
-        v = tl.load(v_base + t_v[:, None] * row_stride_v + offs_d[None, :])
-        acc = tl.dot(p.to(v.dtype), v, acc)
-    return acc, l_i, m_i
-
-
-@jit
 def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q, offs_d,
                lo, hi, L, scale_log2,
-               BLOCK_N: tl.constexpr, CAUSAL_MASK: tl.constexpr, EVEN: tl.constexpr,
-               WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr):
-    if OVERLAP and EVEN and not CAUSAL_MASK:
-        acc, l_i, m_i = _fwd_inner_overlapped(acc, l_i, m_i, q, k_base, v_base, row_stride_k,
-                                              row_stride_v, offs_d, lo, hi, scale_log2,
-                                              BLOCK_N)
-    else:
-        for start_n in tl.range(lo, hi, BLOCK_N, warp_specialize=WARP_SPEC):
-            t_k = start_n + tl.arange(0, BLOCK_N)
-            k_ptrs = k_base + t_k[:, None] * row_stride_k + offs_d[None, :]
-            v_ptrs = v_base + t_k[:, None] * row_stride_v + offs_d[None, :]
-            if EVEN:
-                k = tl.load(k_ptrs)
-            else:
-                k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
-            s = tl.dot(q, tl.trans(k))
-            if CAUSAL_MASK:
-                s = tl.where(t_q[:, None] >= t_k[None, :], s, float("-inf"))
-            if not EVEN:
-                s = tl.where((t_k < L)[None, :], s, float("-inf"))
-            p, acc, l_i, m_new = online_softmax(acc, l_i, m_i, s, scale_log2)
-            if EVEN:
-                v = tl.load(v_ptrs)
-            else:
-                v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
-            acc = tl.dot(p.to(v.dtype), v, acc)
-            m_i = m_new
+               BLOCK_N: tl.constexpr, CAUSAL_MASK: tl.constexpr, EVEN: tl.constexpr):
+    for start_n in range(lo, hi, BLOCK_N):
+        t_k = start_n + tl.arange(0, BLOCK_N)
+        k_ptrs = k_base + t_k[:, None] * row_stride_k + offs_d[None, :]
+        v_ptrs = v_base + t_k[:, None] * row_stride_v + offs_d[None, :]
+        if EVEN:
+            k = tl.load(k_ptrs)
+        else:
+            k = tl.load(k_ptrs, mask=(t_k < L)[:, None], other=0.0)
+        s = tl.dot(q, tl.trans(k))
+        if CAUSAL_MASK:
+            s = tl.where(t_q[:, None] >= t_k[None, :], s, float("-inf"))
+        if not EVEN:
+            s = tl.where((t_k < L)[None, :], s, float("-inf"))
+        p, acc, l_i, m_new = online_softmax(acc, l_i, m_i, s, scale_log2)
+        if EVEN:
+            v = tl.load(v_ptrs)
+        else:
+            v = tl.load(v_ptrs, mask=(t_k < L)[:, None], other=0.0)
+        acc = tl.dot(p.to(v.dtype), v, acc)
+        m_i = m_new
     return acc, l_i, m_i
 
 
@@ -141,13 +110,10 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                         seq_len, num_heads, scale_log2,
                         HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                         CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, EVEN: tl.constexpr,
-                        ZERO_FILL: tl.constexpr, WARP_SPEC: tl.constexpr, OVERLAP: tl.constexpr):
+                        ZERO_FILL: tl.constexpr):
     """Output (and LSE) for one block of BLOCK_M queries of one dilated segment.
 
     O is contiguous ``(batch, seq_len, num_heads, HEAD_DIM)`` (strides follow from the shape).
-    Causal: program ``pid`` takes query block ``n_blocks - 1 - pid // segments`` of segment
-    ``pid % segments``, so the blocks with the most keys (the last ones) start first and the
-    short ones fill the tail, instead of every segment's blocks running short to long.
     """
     pid = tl.program_id(0)
     bh = tl.program_id(1)
@@ -158,14 +124,9 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
     o = h % r
     n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_M)
     # The grid is sized for the group with the most blocks; programs past this head's count idle.
-    n_seg = seq_len // w
-    if pid < n_seg * n_blocks:
-        if CAUSAL:
-            seg_start = (pid % n_seg).to(tl.int64) * w
-            mblk = n_blocks - 1 - pid // n_seg
-        else:
-            seg_start = (pid // n_blocks).to(tl.int64) * w
-            mblk = pid % n_blocks
+    if pid < (seq_len // w) * n_blocks:
+        seg_start = (pid // n_blocks).to(tl.int64) * w
+        mblk = pid % n_blocks
         L = (w - o + r - 1) // r
         t_q = mblk * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_d = tl.arange(0, HEAD_DIM)
@@ -188,15 +149,15 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                 diag = mblk * BLOCK_M
                 acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, r * stride_kn,
                                            r * stride_vn, t_q, offs_d, 0, diag, L, scale_log2,
-                                           BLOCK_N, False, EVEN, WARP_SPEC, OVERLAP)
+                                           BLOCK_N, False, EVEN)
                 acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, r * stride_kn,
                                            r * stride_vn, t_q, offs_d, diag,
                                            tl.minimum(diag + BLOCK_M, L), L, scale_log2,
-                                           BLOCK_N, True, EVEN, False, False)
+                                           BLOCK_N, True, EVEN)
             else:
                 acc, l_i, m_i = _fwd_inner(acc, l_i, m_i, q, k_base, v_base, r * stride_kn,
                                            r * stride_vn, t_q, offs_d, 0, L, L, scale_log2,
-                                           BLOCK_N, False, EVEN, WARP_SPEC, OVERLAP)
+                                           BLOCK_N, False, EVEN)
             l_safe = tl.where(l_i > 0, l_i, 1.0)
             out = acc / l_safe[:, None]
             o_ptrs = o_seg + o * stride_on + t_q[:, None] * (r * stride_on) + offs_d[None, :]
@@ -237,16 +198,15 @@ def _load_query_rows(q_base, o_base, do_base, lse_base, t_q, row_q, row_c, r, of
 
 
 @jit
-def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, dq_base,
-                    lse_base, row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
+def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, lse_base,
+                    row_q, row_k, row_v, row_c, r, first, offs_d, L, scale, scale_log2,
                     BLOCK_MAJOR: tl.constexpr, BLOCK_MINOR: tl.constexpr, HEAD_DIM: tl.constexpr,
-                    CAUSAL: tl.constexpr, EVEN: tl.constexpr, ATOMIC_DQ: tl.constexpr):
+                    CAUSAL: tl.constexpr, EVEN: tl.constexpr):
     """dK, dV for keys ``t_k`` of one dilated segment, streaming its queries BLOCK_MINOR at a time.
 
-    ``row_*`` are the row strides of the dilated view (r * seq stride); ``o/do/dk/dv/dq`` are
+    ``row_*`` are the row strides of the dilated view (r * seq stride); ``o/do/dk/dv`` are
     contiguous (row stride ``row_c``). delta = rowsum(dO * O) is computed per query tile here,
-    which saves a separate preprocessing launch. With ATOMIC_DQ, each query tile's share of dQ
-    (dS^T K, scaled) is also added, in float32 with relaxed atomics, to the zeroed ``dq_base``.
+    which saves a separate preprocessing launch.
     """
     t_k = first + tl.arange(0, BLOCK_MAJOR)
     if EVEN:
@@ -271,15 +231,8 @@ def _bwd_dkdv_block(q_base, k_base, v_base, o_base, do_base, dk_base, dv_base, d
             p_t = tl.where((t_q < L)[None, :], p_t, 0.0)
         dv = tl.dot(p_t.to(do.dtype), do, dv)
         dp_t = tl.dot(v, tl.trans(do))
-        ds_t = (p_t * (dp_t - delta[None, :])).to(q.dtype)
-        dk = tl.dot(ds_t, q, dk)
-        if ATOMIC_DQ:
-            dq = tl.dot(tl.trans(ds_t), k) * scale
-            dq_ptrs = dq_base + t_q[:, None] * row_c + offs_d[None, :]
-            if EVEN:
-                tl.atomic_add(dq_ptrs, dq, sem="relaxed")
-            else:
-                tl.atomic_add(dq_ptrs, dq, mask=(t_q < L)[:, None], sem="relaxed")
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk = tl.dot(ds_t.to(q.dtype), q, dk)
     dk = dk * scale
     c_offs = t_k[:, None] * row_c + offs_d[None, :]
     if EVEN:
@@ -335,16 +288,12 @@ def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
                         stride_vb, stride_vn, stride_vh,
                         seq_len, num_heads, scale, scale_log2,
                         HEAD_DIM: tl.constexpr, BLOCK_MAJOR: tl.constexpr,
-                        BLOCK_MINOR: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr,
-                        ATOMIC_DQ: tl.constexpr):
+                        BLOCK_MINOR: tl.constexpr, CAUSAL: tl.constexpr, EVEN: tl.constexpr):
     """One launch for the whole backward: program ``pid`` of a dilated segment computes dK, dV
-    for key block ``pid`` and then dQ for query block ``pid`` (BLOCK_MAJOR rows each); with
-    ATOMIC_DQ, dQ is instead accumulated by the dK/dV loop into DQ, a zeroed float32 buffer.
+    for key block ``pid`` and then dQ for query block ``pid`` (BLOCK_MAJOR rows each).
 
     O, DO, DQ, DK, DV are contiguous ``(batch, seq_len, num_heads, HEAD_DIM)``: their strides
     follow from the shape, which keeps the launch's argument list (and its CPU cost) short.
-    Causal: block ``pid // segments`` of segment ``pid % segments``, so that every segment's
-    first key blocks (the most queries to stream) start first.
     """
     pid = tl.program_id(0)
     bh = tl.program_id(1)
@@ -354,14 +303,9 @@ def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
     r = tl.load(R_OF_HEAD + h)
     o = h % r
     n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_MAJOR)
-    n_seg = seq_len // w
-    if pid < n_seg * n_blocks:
-        if CAUSAL:
-            seg_start = (pid % n_seg).to(tl.int64) * w
-            blk = pid // n_seg
-        else:
-            seg_start = (pid // n_blocks).to(tl.int64) * w
-            blk = pid % n_blocks
+    if pid < (seq_len // w) * n_blocks:
+        seg_start = (pid // n_blocks).to(tl.int64) * w
+        blk = pid % n_blocks
         L = (w - o + r - 1) // r
         stride_c = num_heads * HEAD_DIM
         c_seg = (b * seq_len + seg_start) * stride_c + h * HEAD_DIM  # segment start, contiguous
@@ -375,20 +319,16 @@ def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
             c_row0 = c_seg + o * stride_c
             lse_base = LSE + (b * num_heads + h) * seq_len + row0
             _bwd_dkdv_block(q_base, k_base, v_base, O + c_row0, DO + c_row0, DK + c_row0,
-                            DV + c_row0, DQ + c_row0, lse_base, r * stride_qn, r * stride_kn,
-                            r * stride_vn, r * stride_c, r, blk * BLOCK_MAJOR, offs_d, L, scale,
-                            scale_log2, BLOCK_MAJOR, BLOCK_MINOR, HEAD_DIM, CAUSAL, EVEN,
-                            ATOMIC_DQ)
-            if not ATOMIC_DQ:
-                _bwd_dq_block(q_base, k_base, v_base, O + c_row0, DO + c_row0, DQ + c_row0,
-                              lse_base, r * stride_qn, r * stride_kn, r * stride_vn, r * stride_c,
-                              r, blk * BLOCK_MAJOR, offs_d, L, scale, scale_log2,
-                              BLOCK_MAJOR, BLOCK_MINOR, HEAD_DIM, CAUSAL, EVEN)
+                            DV + c_row0, lse_base, r * stride_qn, r * stride_kn, r * stride_vn,
+                            r * stride_c, r, blk * BLOCK_MAJOR, offs_d, L, scale, scale_log2,
+                            BLOCK_MAJOR, BLOCK_MINOR, HEAD_DIM, CAUSAL, EVEN)
+            _bwd_dq_block(q_base, k_base, v_base, O + c_row0, DO + c_row0, DQ + c_row0, lse_base,
+                          r * stride_qn, r * stride_kn, r * stride_vn, r * stride_c, r,
+                          blk * BLOCK_MAJOR, offs_d, L, scale, scale_log2,
+                          BLOCK_MAJOR, BLOCK_MINOR, HEAD_DIM, CAUSAL, EVEN)
         _zero_other_offsets(DK + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR, HEAD_DIM)
         _zero_other_offsets(DV + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR, HEAD_DIM)
-        if not ATOMIC_DQ:  # the float32 accumulator was zeroed whole
-            _zero_other_offsets(DQ + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR,
-                                HEAD_DIM)
+        _zero_other_offsets(DQ + c_seg, t_major, o, r, w, stride_c, offs_d, BLOCK_MAJOR, HEAD_DIM)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,12 +372,16 @@ def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_hea
 # docs/probes/h200-kernel-probe-2eb71a3.md): not causal, 128x64 tiles on 8 warps win from 16K up
 # (0.305 vs 0.315 ms at 32K; 64x64 still wins at 8K: 0.086 vs 0.092); causal at 4K, 64x64 with a
 # 4-stage pipeline (0.037 vs 0.043 ms). The causal backward is fastest with 64x64 at every
-# length (0.635 vs 0.639 ms at 32K, 0.099 vs 0.107 at 4K); not causal keeps 32x128.
+# length (0.635 vs 0.639 ms at 32K, 0.099 vs 0.107 at 4K); not causal keeps 32x128 except at
+# 9K-16K tokens, where 64x64 wins in both H200 sweeps (0.515 vs 0.559 ms and 0.519 vs 0.559 at
+# 16K, docs/probes/h200-kernel-probe-088218a.md and -952581d.md) and loses at 8K and 32K.
 FWD_TUNED: dict[tuple[int, bool], tuple[tuple[int, KernelConfig], ...]] = {
     (64, False): ((8192, KernelConfig(64, 64, 4, 3)), (2**62, KernelConfig(128, 64, 8, 3))),
     (64, True): ((4096, KernelConfig(64, 64, 4, 4)), (2**62, KernelConfig(64, 64, 4, 3))),
 }
 BWD_TUNED: dict[tuple[int, bool], tuple[tuple[int, KernelConfig], ...]] = {
+    (64, False): ((8192, KernelConfig(32, 128, 4, 3)), (16384, KernelConfig(64, 64, 4, 3)),
+                  (2**62, KernelConfig(32, 128, 4, 3))),
     (64, True): ((2**62, KernelConfig(64, 64, 4, 3)),),
 }
 
@@ -511,7 +455,7 @@ class DilatedPlan:
     """
 
     __slots__ = ("copy", "scalars", "bwd_scalars", "tables", "store_lse", "zero_fill",
-                 "atomic_dq", "_fwd", "_fwd_lse", "_bwd")
+                 "_fwd", "_fwd_lse", "_bwd")
 
     def __init__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  segments: tuple[int, ...], rates: tuple[int, ...], causal: bool, scale: float,
@@ -529,7 +473,6 @@ class DilatedPlan:
         self.scalars = (*flat, n, h, scale * LOG2E)
         self.bwd_scalars = (*flat, n, h, scale, scale * LOG2E)
         self.zero_fill = zero_fill
-        self.atomic_dq = bwd_config.atomic_dq
 
         def fwd(store_lse: bool) -> BoundLaunch:
             cfg = fwd_config
@@ -538,8 +481,7 @@ class DilatedPlan:
                 dict(HEAD_DIM=d, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal,
                      STORE_LSE=store_lse,
                      EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-                     ZERO_FILL=zero_fill, WARP_SPEC=cfg.warp_specialize,
-                     OVERLAP=cfg.overlap_softmax),
+                     ZERO_FILL=zero_fill),
                 dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
 
         def bwd() -> BoundLaunch:
@@ -547,8 +489,7 @@ class DilatedPlan:
             return BoundLaunch(
                 _BWD, (_grid_blocks(segments, rates, n, cfg.block_n), b * h),
                 dict(HEAD_DIM=d, BLOCK_MAJOR=cfg.block_n, BLOCK_MINOR=cfg.block_m, CAUSAL=causal,
-                     EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n),
-                     ATOMIC_DQ=cfg.atomic_dq),
+                     EVEN=_is_even(segments, rates, cfg.block_m, cfg.block_n)),
                 dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages))
 
         self._fwd, self._fwd_lse = fwd(False), fwd(True)
@@ -583,12 +524,11 @@ class DilatedPlan:
         (dq, dk, dv) shaped like q, k, v."""
         # empty_like: about half the host time of torch.empty(shape, device=, dtype=).
         fmt = torch.contiguous_format
-        dq = (torch.zeros_like(q, dtype=torch.float32, memory_format=fmt) if self.atomic_dq
-              else torch.empty_like(q, memory_format=fmt))
-        dk, dv = torch.empty_like(k, memory_format=fmt), torch.empty_like(v, memory_format=fmt)
+        dq, dk, dv = (torch.empty_like(q, memory_format=fmt), torch.empty_like(k, memory_format=fmt),
+                      torch.empty_like(v, memory_format=fmt))
         self._bwd[dout.data_ptr() % 16 == 0](q, k, v, out, dout, dq, dk, dv, lse, *self.tables,
                                               *self.bwd_scalars)
-        return (dq.to(q.dtype) if self.atomic_dq else dq), dk, dv
+        return dq, dk, dv
 
 
 class _DilatedFunction(torch.autograd.Function):
