@@ -6,7 +6,7 @@ commits; in one of them (chosen at random, never the first two or the last two) 
 of 1.0: no plant, a history without a change). Then, as a user would on a fresh clone:
 
 1. ``python -m tools.machine`` and ``asv run`` (quick profile) over every commit, the
-   ``TimeForward.time_forward`` benchmark of ``ImprovedDilatedAttention`` only;
+   ``TimeForward.time_forward`` benchmark of ``ImprovedDilatedAttention`` at 2048 tokens only;
 2. ``python -m tools.report --format json``: flagged = a regression of that benchmark whose first
    bad commit is the planted one (for a factor of 1.0: any regression);
 3. ``python -m tools.bisect FIRST..LAST``: confirmed = the "confirmed:" line names the planted
@@ -36,7 +36,9 @@ from tools.lib.planted import Plant, make_history  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 BENCH = "bench_time.TimeForward.time_forward"
-BENCH_REGEX = r"bench_time\.TimeForward\.time_forward\('ImprovedDilatedAttention'"
+# One parameter set (asv matches -b against "name('ImprovedDilatedAttention', 2048, ...)"): the
+# planted slowdown scales every set alike, and one set halves the time of a trial.
+BENCH_REGEX = r"bench_time\.TimeForward\.time_forward\('ImprovedDilatedAttention', 2048,"
 PLANT = '''
 
 # A regression planted by scripts/planted_trials.py: the forward pass busy-waits until it has taken

@@ -19,9 +19,9 @@ What real benchmark machines do, and how the method answers it:
   two-sample t-test Otava uses, pooled over the whole history): ``m - segments`` degrees of freedom
   instead of a few successive differences.
 - **Outlier commits** (a run hit by a GC pause, a single-sample commit with a slow sample) are
-  commits far from the median of their neighbourhood and from both neighbours (Hampel filter on
-  the levels, window 5, robust scale from successive differences); they are left out and can
-  neither make a step nor hide one. Two adjacent commits at one level are kept: a level.
+  commits far from the median of their neighbourhood (Hampel filter on the levels, window 5,
+  robust scale from successive differences); they are left out and can neither make a step nor
+  hide one.
 - **Excursions** (up, then back down a few commits later): when no single boundary is significant,
   the best pair of boundaries (one segment set off from the rest) is tested, corrected for the
   number of pairs.
@@ -288,16 +288,12 @@ def _not_outliers(levels: np.ndarray, counts: np.ndarray, spread_ok: np.ndarray)
     windows = sliding_window_view(levels, width)
     centre = np.median(windows, axis=1)
     # The edges take the first (last) window's median: two disturbed commits among the first three
-    # cannot make each other the reference. A step two commits from an edge keeps its two commits
-    # (they agree with each other, below).
+    # cannot make each other the reference.
     centre = np.concatenate((np.full(HAMPEL_HALF_WINDOW, centre[0]), centre, np.full(HAMPEL_HALF_WINDOW, centre[-1])))
     scale = _robust_sd(levels)
-    limit = HAMPEL_SD * scale
-    keep = np.abs(levels - centre) <= limit if scale > 0 else levels == centre
-    # A commit that agrees with a neighbour is not an outlier: two commits at one level are a
-    # level (a short excursion, or a step next to a window's edge), not one disturbed run.
-    gaps = np.abs(np.diff(levels)) <= limit
-    keep |= np.concatenate(([False], gaps)) | np.concatenate((gaps, [False]))
+    # Two adjacent disturbed commits are still outliers: asv measures a range's commits one after
+    # another, so a burst of load on a shared machine often spans two of them.
+    keep = np.abs(levels - centre) <= HAMPEL_SD * scale if scale > 0 else levels == centre
     if not keep[-1] and counts[-1] >= 3 and spread_ok[-1]:
         keep[-1] = True
     return keep
