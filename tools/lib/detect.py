@@ -287,9 +287,14 @@ def _not_outliers(levels: np.ndarray, counts: np.ndarray, spread_ok: np.ndarray)
         return np.ones(m, dtype=bool)
     windows = sliding_window_view(levels, width)
     centre = np.median(windows, axis=1)
-    # The edges take the first (last) window's median: two disturbed commits among the first three
-    # cannot make each other the reference.
     centre = np.concatenate((np.full(HAMPEL_HALF_WINDOW, centre[0]), centre, np.full(HAMPEL_HALF_WINDOW, centre[-1])))
+    # The edges: the median of the commits nearest the edge (the commit and two or three inwards),
+    # not the first window's, which holds three commits of a new level when a step (or an
+    # excursion) lands two commits from the edge, and would drop the two commits before it.
+    centre[0] = np.median(levels[:3])
+    centre[1] = np.median(levels[:4])
+    centre[-1] = np.median(levels[-3:])
+    centre[-2] = np.median(levels[-4:])
     scale = _robust_sd(levels)
     # Two adjacent disturbed commits are still outliers: asv measures a range's commits one after
     # another, so a burst of load on a shared machine often spans two of them.
