@@ -302,8 +302,11 @@ def sampler(key: tuple, make: Callable[[], Workload], variant: str = "kernel") -
         measure = timing.wall_batch(workload.call)  # a CPU call is synchronous: "synced" is the same
     made = timing.Sampler(measure, timing_policy()).warm_up()
     # asv shows a benchmark's stderr with --show-stderr: how each set was timed, once per process.
+    lead = getattr(measure, "lead", None)
+    led = "" if lead is None else (", GPU held while calls are queued" if lead.led else
+                                   ", calls not led (the call waits for the GPU itself)")
     print(f"timing: {variant} on {DEVICE}, {made.calls} call(s) per sample, L2 flush "
-          f"{'on' if flush is not None else 'off'}, warm-up {len(made.warmup_batches)} batches "
+          f"{'on' if flush is not None else 'off'}{led}, warm-up {len(made.warmup_batches)} batches "
           f"(last {made.warmup_batches[-1] * 1e3:.4g} ms a call)", file=sys.stderr)
     _SAMPLER[key] = made
     return made
