@@ -31,6 +31,7 @@ SETS = [  # (implementation, seq_len, causal, backward)
     ("RingDilatedAttention", 32768, False, False), ("MultiheadDilatedAttention", 32768, True, False),
     ("DilatedAttention", 32768, True, True), ("RingDilatedAttention", 32768, True, True),
 ]
+FULL_SETS = len(SETS)
 WAYS = ("led", "unled", "synced")
 
 
@@ -58,7 +59,7 @@ def child(samples: int) -> None:
         work = case.workload()
         flush = (timing.L2Flush(timing.l2_bytes())
                  if timing.needs_l2_flush(work.working_set_bytes, timing.l2_bytes()) else None)
-        row = {}
+        row = {"host_ms": host_speed_ms()}
         for way in WAYS:
             if way == "synced":
                 measure = timing.synced_wall_batch(work.call, torch.cuda.synchronize)
@@ -95,7 +96,8 @@ def parent(processes: int, samples: int) -> None:
         env = dict(os.environ, ATTNBENCH_PROFILE="full", ATTNBENCH_DEVICE="cuda",
                    ATTNBENCH_CPU_AFFINITY=last_cpu if pinned else "none")
         begin = time.time()
-        proc = subprocess.run([sys.executable, __file__, "--child", "--samples", str(samples)],
+        proc = subprocess.run([sys.executable, __file__, "--child", "--samples", str(samples)]
+                              + (["--quick"] if len(SETS) < FULL_SETS else []),
                               env=env, capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
@@ -104,9 +106,14 @@ def parent(processes: int, samples: int) -> None:
         run = json.loads(line[0][7:])
         run["pinned"] = pinned
         runs.append(run)
+        report(runs, out_dir)
         print(f"process {i + 1}/{processes} ({'pinned to CPU ' + last_cpu if pinned else 'not pinned'}): "
               f"{time.time() - begin:.0f} s, host loop {run['host_ms']:.2f} -> {run['host_ms_after']:.2f} ms",
               flush=True)
+
+
+def report(runs: list[dict], out_dir: Path) -> None:
+    processes = len(runs)
     lines = [f"# Separate processes, same sets: led, unled and synced timing ({processes} processes)", "",
              "Spread = max / min - 1 of the per-process medians (ms). Pinned and unpinned processes alternate.", "",
              "| set | way | " + " | ".join(f"p{i + 1}{'*' if r['pinned'] else ''}" for i, r in enumerate(runs))
@@ -122,19 +129,30 @@ def parent(processes: int, samples: int) -> None:
             lines.append(f"| {key} | {way}{led} | {cells} | {spread(vals):.1%} | {spread(unp):.1%} | {spread(pin):.1%} |")
     lines += ["", "Host loop (ms, before / after): " + ", ".join(
         f"p{i + 1}{'*' if r['pinned'] else ''} {r['host_ms']:.2f}/{r['host_ms_after']:.2f}" for i, r in enumerate(runs)), ""]
+    lines += ["Host loop before each set (ms): " + "; ".join(
+        f"p{i + 1}: " + " ".join(f"{row['host_ms']:.1f}" for row in r["sets"].values()) for i, r in enumerate(runs)), ""]
     text = "\n".join(lines)
-    print(text)
     (out_dir / "lead_probe.md").write_text(text)
     (out_dir / "lead_probe.json").write_text(json.dumps(runs, indent=1))
+
+
+def show(out_dir: Path) -> None:
+    print((out_dir / "lead_probe.md").read_text())
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=6)
     ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="only the 4K forward sets")
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args()
+    if args.quick:
+        SETS[:] = [s for s in SETS if s[1] == 4096]
     if args.child:
         child(args.samples)
     else:
-        parent(args.processes, args.samples)
+        try:
+            parent(args.processes, args.samples)
+        finally:
+            show(Path(os.environ.get("OUT", ".")))
