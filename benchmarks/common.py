@@ -359,12 +359,13 @@ def _pin_cpus() -> None:
     if not hasattr(os, "sched_setaffinity"):
         return  # not Linux: the OS gives no affinity control here
     setting = os.environ.get("ATTNBENCH_CPU_AFFINITY", "auto")
-    if setting == "auto" and DEVICE == "cuda":
-        # A GPU run's host path is one Python thread; on the H200 VM, processes pinned to 8 of 16
-        # vCPUs ran host-bound sets up to 1.9x apart between runs (1-2% apart within a process).
-        return
     allowed = os.sched_getaffinity(0)
-    chosen = cpu_affinity(allowed, threads(), setting)
+    # A GPU run's host path is one Python thread, so "auto" pins it to one CPU there. On the H200
+    # VM a fixed pure-Python loop ran at 8 ms or at 15-18 ms depending on where the scheduler put
+    # the process (processes pinned to 8 of 16 vCPUs ran host-bound sets up to 1.9x apart); each
+    # process pinned to one CPU ran it at 8.0-8.4 ms.
+    n_threads = 1 if setting == "auto" and DEVICE == "cuda" else threads()
+    chosen = cpu_affinity(allowed, n_threads, setting)
     if chosen is not None:
         try:
             os.sched_setaffinity(0, chosen)
