@@ -304,7 +304,7 @@ def sampler(key: tuple, make: Callable[[], Workload], variant: str = "kernel") -
     # asv shows a benchmark's stderr with --show-stderr: how each set was timed, once per process.
     lead = getattr(measure, "lead", None)
     led = "" if lead is None else (", GPU held while calls are queued" if lead.led else
-                                   ", calls not led (the call waits for the GPU itself)")
+                                   ", calls not led (one call fills the launch queue or waits for the GPU)")
     print(f"timing: {variant} on {DEVICE}, {made.calls} call(s) per sample, L2 flush "
           f"{'on' if flush is not None else 'off'}{led}, warm-up {len(made.warmup_batches)} batches "
           f"(last {made.warmup_batches[-1] * 1e3:.4g} ms a call)", file=sys.stderr)
@@ -359,13 +359,14 @@ def _pin_cpus() -> None:
     if not hasattr(os, "sched_setaffinity"):
         return  # not Linux: the OS gives no affinity control here
     setting = os.environ.get("ATTNBENCH_CPU_AFFINITY", "auto")
+    if setting == "auto" and DEVICE == "cuda":
+        # A GPU run's host path is one Python thread, and pinning does not steady it: on the H200
+        # VM a fixed pure-Python loop ran anywhere from 7 to 17 ms within one process, pinned to
+        # one CPU, to 8 of 16, or not at all. TimeForward's held GPU makes its figures independent
+        # of host speed instead (benchmarks/timing.py).
+        return
     allowed = os.sched_getaffinity(0)
-    # A GPU run's host path is one Python thread, so "auto" pins it to one CPU there. On the H200
-    # VM a fixed pure-Python loop ran at 8 ms or at 15-18 ms depending on where the scheduler put
-    # the process (processes pinned to 8 of 16 vCPUs ran host-bound sets up to 1.9x apart); each
-    # process pinned to one CPU ran it at 8.0-8.4 ms.
-    n_threads = 1 if setting == "auto" and DEVICE == "cuda" else threads()
-    chosen = cpu_affinity(allowed, n_threads, setting)
+    chosen = cpu_affinity(allowed, threads(), setting)
     if chosen is not None:
         try:
             os.sched_setaffinity(0, chosen)

@@ -19,10 +19,11 @@ How a batch is measured (``measure(calls) -> seconds per call``):
   kernels are already queued when the GPU reaches them, so a call whose host path is slower than
   its kernels is timed by its kernels, not by how fast this process's CPU ran that day. A chunk
   whose hold ran out before the host had queued it is measured again with a longer hold; a call
-  that waits for the GPU itself (a host sync inside it) cannot be led and is timed unheld. Where the working set would
-  stay in the L2 cache between calls, a flush (zeroing a buffer twice the L2's size) runs before
-  each call, outside its events: every call then starts cold, as it would in a model where other
-  layers ran in between.
+  that waits for the GPU itself (a host sync inside it), or whose launches alone overflow the
+  launch queue, cannot be led and is timed unheld (the sampler says so on stderr). Where the
+  working set would stay in the L2 cache between calls, a flush (zeroing a buffer twice the L2's
+  size) runs before each call, outside its events: every call then starts cold, as it would in a
+  model where other layers ran in between.
 * CUDA, what the caller pays (``synced_wall_batch``): wall time of one call plus
   ``torch.cuda.synchronize``, per call: host path, launches and the sync. A different quantity,
   kept as its own series.
@@ -280,8 +281,9 @@ class HostLead:
     queueing the chunk, no call of the chunk ever waited for the host (``close`` returns True).
     Otherwise the chunk is to be measured again: the hold is made longer (the host was slower than
     estimated) and the chunk shorter (a full launch queue blocks the host until the hold ends).
-    After ``give_up_after`` such misses on a chunk of one call, the call itself waits for the GPU
-    (a host sync inside it) and ``led`` turns False: the batch is then timed without holds.
+    After ``give_up_after`` such misses on a chunk of one call, a single call either waits for the
+    GPU itself (a host sync inside it) or issues more launches than the launch queue holds, and
+    ``led`` turns False: the batch is then timed without holds.
     """
 
     def __init__(self, hold: Callable[[float], object], passed: Callable[[object], bool],
