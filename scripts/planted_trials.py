@@ -31,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.lib.planted import Plant, make_history  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[1]
 BENCH = "bench_time.TimeForward.time_forward"
 BENCH_REGEX = r"bench_time\.TimeForward\.time_forward\('ImprovedDilatedAttention'"
@@ -63,41 +66,6 @@ def run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.
     return done
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def make_history(repo: Path, env_dir: Path, commits: int, plant_at: int | None, factor: float) -> list[str]:
-    files = [f for f in git(PROJECT, "ls-files").splitlines()
-             if not f.startswith(("results/", "html/", "docs/img/")) and (PROJECT / f).is_file()]
-    for rel in files:
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT / rel, repo / rel)
-    from asv import util
-
-    conf = util.load_json(str(repo / "asv.conf.json"), js_comments=True)
-    conf["env_dir"] = str(env_dir)  # one torch install shared by every trial
-    (repo / "asv.conf.json").write_text(json.dumps(conf, indent=2))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "trials@attnbench.invalid")
-    git(repo, "config", "user.name", "trials")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    shas = [git(repo, "rev-parse", "HEAD")]
-    for i in range(1, commits):
-        notes = repo / "NOTES.txt"
-        notes.write_text((notes.read_text() if notes.exists() else "") + f"change {i}\n")
-        message = f"change {i}"
-        if i == plant_at:
-            improved = repo / "attention" / "improved.py"
-            improved.write_text(improved.read_text() + PLANT.format(factor=factor))
-            message = f"improved: forward pass {factor}x slower (planted)"
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", message)
-        shas.append(git(repo, "rev-parse", "HEAD"))
-    return shas
-
-
 def trial(factor: float, commits: int, seed: int, env_dir: Path, keep: Path | None) -> dict:
     rng = random.Random(seed)
     plant_at = rng.randint(2, commits - 3) if factor != 1.0 else None
@@ -116,7 +84,9 @@ def trial(factor: float, commits: int, seed: int, env_dir: Path, keep: Path | No
 
 def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int | None, factor: float, seed: int,
              started: float, keep: Path | None) -> dict:
-    shas = make_history(repo, env_dir, commits, plant_at, factor)
+    plant = Plant("attention/improved.py", PLANT.format(factor=factor),
+                  f"improved: forward pass {factor}x slower (planted)")
+    shas = make_history(PROJECT, repo, env_dir, commits, plant_at, plant)
     run([sys.executable, "-m", "tools.machine"], repo, env)
     machine = run([sys.executable, "-m", "tools.machine", "--print-name"], repo, env).stdout.strip()
     # A benchmark that fails at some commit (asv exits 2) leaves a gap in the history, as for a user.
@@ -129,19 +99,25 @@ def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int |
     flagged = [r["first_bad"] for r in report["regressions"] if r["params"].get("implementation") == "ImprovedDilatedAttention"]
     bisect = run([sys.executable, "-m", "tools.bisect", f"{shas[0]}..{shas[-1]}", BENCH_REGEX, "--machine", machine],
                  repo, env, check=False)
-    last = (bisect.stdout.strip().splitlines() or [""])[-1] if bisect.returncode == 0 else f"error: {bisect.stderr.strip()[-300:]}"
+    lines = bisect.stdout.strip().splitlines()
+    last = (lines or [""])[-1] if bisect.returncode == 0 else f"error: {bisect.stderr.strip()[-300:]}"
+    candidate = next((line for line in lines if line.startswith("[1/3]")), "asv find")
     named = re.match(r"confirmed: ([0-9a-f]{7})", last)
     planted = shas[plant_at] if plant_at is not None else None
     outcome = {
         "factor": factor, "seed": seed, "commits": commits, "planted_at": plant_at,
+        "planted": planted[:8] if planted else None,
         "report_flagged": sorted(set(s[:8] for s in flagged)),
         "report_exact": bool(planted and planted in flagged) if planted else not flagged,
+        "bisect_candidate": candidate,
         "bisect": last,
         "bisect_exact": bool(planted and named and planted.startswith(named.group(1))) if planted else not named,
         "minutes": round((time.time() - started) / 60, 1),
     }
     if keep:
-        shutil.copytree(repo / "results", keep / f"trial-{factor}-{seed}")
+        kept = keep / f"trial-{factor}-{seed}"
+        shutil.copytree(repo / "results", kept)
+        (kept / "commits.txt").write_text("\n".join(shas) + "\n")  # oldest first: the order to read them in
     return outcome
 
 
@@ -153,14 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="append one JSON line per trial here")
     parser.add_argument("--keep-results", type=Path, help="copy each trial's results/ under this folder")
+    parser.add_argument("--env-dir", type=Path, help="asv environments to use and keep (default: a temporary "
+                        "folder, removed at the end)")
     args = parser.parse_args(argv)
     factors = args.factor or [1.3, 1.15, 1.0]
     if args.commits < 6 or args.trials < 1 or any(f < 1.0 for f in factors):
         parser.error("--commits must be >= 6, --trials >= 1 and every --factor >= 1.0")
-    env_dir = Path(tempfile.mkdtemp(prefix="planted-env-"))
+    env_dir = args.env_dir or Path(tempfile.mkdtemp(prefix="planted-env-"))
     outcomes = []
-    for factor in factors:
-        for k in range(args.trials):
+    # Trial k of every factor before trial k + 1 of any: a run cut short still covers each factor.
+    for k in range(args.trials):
+        for factor in factors:
             try:
                 outcome = trial(factor, args.commits, args.seed + k, env_dir, args.keep_results)
             except RuntimeError as exc:
@@ -180,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         what = ("no flag", "no confirmation") if factor == 1.0 else ("exact", "exact")
         print(f"| {label} | {len(rows)} | {sum(o['report_exact'] for o in done)}/{len(done)} {what[0]} | "
               f"{sum(o['bisect_exact'] for o in done)}/{len(done)} {what[1]} | {len(rows) - len(done)} |")
-    shutil.rmtree(env_dir, ignore_errors=True)
+    if not args.env_dir:
+        shutil.rmtree(env_dir, ignore_errors=True)
     return 0
 
 

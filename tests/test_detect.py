@@ -105,6 +105,41 @@ def test_identical_repeats_step_and_flat():
     assert step.index == 12 and step.ratio == pytest.approx(1.5)
 
 
+def test_short_history_step_is_not_taken_for_a_trend():
+    # 8 commits, one sample each, 2 % noise: a 1.3x step is far beyond the noise wherever it lands,
+    # and a straight line through it must not explain it away.
+    rng = np.random.default_rng(11)
+    commits = COMMITS[:8]
+    misses = []
+    for trial in range(10):
+        for at in (3, 4, 5):
+            times = history(rng, {at: 1.3}, cv=0.02, samples=1, commits=8).tolist()
+            if [(s.index, s.direction) for s in detect_steps(commits, times)] != [(at, "slower")]:
+                misses.append((at, times))
+    assert misses == []
+
+
+def test_a_commit_with_two_slow_samples_of_three_keeps_its_level():
+    # Outliers are slow: the level of [slow, slow, normal] is the normal sample's, so commits
+    # whose majority was disturbed (even two of the first three) make no step.
+    rng = np.random.default_rng(12)
+    for trial in range(10):
+        times = history(rng, {}, cv=0.03, samples=3)
+        for i in rng.choice(20, size=3, replace=False):
+            times[i, :2] *= 3.0
+        times[0, 1:] *= 3.0
+        times[2, :] *= 3.0  # a whole run slowed, next to another disturbed commit at the edge
+        assert detect_steps(COMMITS, times.tolist()) == [], (trial, times.round(1).tolist())
+
+
+def test_two_commit_excursion_of_a_quiet_series_is_not_dropped_as_outliers():
+    # Deterministic values (memory): commits 8-9 higher, then back. Each agrees with its
+    # neighbour, so the outlier filter keeps them and both edges are reported.
+    levels = [100.0] * 8 + [130.0, 130.0] + [100.0] * 10
+    steps = detect_steps(COMMITS, [[v, v] for v in levels])
+    assert [(s.index, s.direction) for s in steps] == [(8, "slower"), (10, "faster")]
+
+
 def test_too_little_data_gives_nothing():
     assert detect_steps([], []) == []
     assert detect_steps(["a", "b"], [[1.0, 1.1], None]) == []
@@ -151,3 +186,14 @@ def test_asv_steps_reports_speedups_and_missing_values():
     [step] = asv_steps(COMMITS, values)
     assert (step.index, step.direction, step.before) == (12, "faster", "c11")
     assert step.ratio == pytest.approx(0.5, rel=0.05)
+
+
+def test_running_the_library_as_a_module_prints_its_usage():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "tools.lib.detect"], capture_output=True, text=True, cwd=root)
+    assert done.returncode != 0
+    assert done.stderr.startswith("usage:") and "python -m tools.report" in done.stderr

@@ -46,6 +46,18 @@ def test_planting_in_a_real_series_keeps_a_margin():
         plant_step([1.0] * 5, 1.3, np.random.default_rng(0))
 
 
+def test_a_real_series_counts_a_plant_only_above_its_noise_floor():
+    rng = np.random.default_rng(5)
+    quiet = (10.0 * np.exp(rng.normal(0.0, 0.01, 20))).tolist()  # 1 % commit-to-commit
+    loud = (10.0 * np.exp(rng.normal(0.0, 0.30, 20))).tolist()  # 30 %: a 1.3x step is noise
+    assert evaluate.series_noise_sd(quiet) < 0.02 < 0.2 < evaluate.series_noise_sd(loud)
+    assert evaluate.within_reach(quiet, 10, 1.3) and not evaluate.within_reach(loud, 10, 1.3)
+    every, reachable = evaluate.evaluate_real("r", [("quiet", quiet), ("loud", loud)], 5, 0, None, None)
+    assert (every.extra["plants"], every.extra["of"], reachable.extra["of"]) == (10, 10, 10)
+    assert reachable.extra["plants"] == 5 and reachable.ours.trials == 5
+    assert reachable.ours.found == 5  # a 1.3x step over 1 % noise is always found
+
+
 @pytest.mark.parametrize("reported, truth, expected", [
     ([(5, "slower")], [(5, "slower")], (1, 1, 0)),
     ([(6, "slower")], [(5, "slower")], (1, 0, 0)),

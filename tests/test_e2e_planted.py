@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from browser_helpers import find_browser_or_skip
-from git_helpers import git
 
 from site_assets.browse import view_site
+from tools.lib.planted import Plant, make_history
 
 pytestmark = pytest.mark.slow
 
@@ -53,42 +52,7 @@ def run(cmd: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
     return proc.stdout
 
 
-def tracked_project_files() -> list[str]:
-    files = git(PROJECT, "ls-files").splitlines()
-    # Recorded results and images are not part of what asv builds.
-    return [f for f in files if not f.startswith(("results/", "html/", "docs/img/"))
-            and (PROJECT / f).is_file()]
-
-
-def make_history(root: Path, env_dir: Path, plant: bool) -> list[str]:
-    """A repo with N_COMMITS commits on main; returns their hashes, oldest first."""
-    repo = root / "repo"
-    for rel in tracked_project_files():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT / rel, repo / rel)
-    from asv import util  # asv's own reader: asv.conf.json has comments
-
-    conf = util.load_json(str(repo / "asv.conf.json"), js_comments=True)
-    conf["env_dir"] = str(env_dir)  # one torch install shared by both histories
-    (repo / "asv.conf.json").write_text(json.dumps(conf, indent=2))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "e2e@attnbench.invalid")
-    git(repo, "config", "user.name", "e2e")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    shas = [git(repo, "rev-parse", "HEAD")]
-    for i in range(1, N_COMMITS):
-        notes = repo / "NOTES.txt"
-        notes.write_text(notes.read_text() + f"change {i}\n" if notes.exists() else f"change {i}\n")
-        message = f"change {i}"
-        if plant and i == PLANTED_AT:
-            dense = repo / "attention" / "dense.py"
-            dense.write_text(dense.read_text() + PLANTED_SLOWDOWN)
-            message = "dense: recompute the forward pass"
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", message)
-        shas.append(git(repo, "rev-parse", "HEAD"))
-    return shas
+PLANT = Plant("attention/dense.py", PLANTED_SLOWDOWN, "dense: recompute the forward pass")
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +74,8 @@ def asv(repo: Path, env: dict, *args: str, timeout: int = 900) -> str:
 
 
 def benchmark_history(root: Path, env_dir: Path, env: dict, plant: bool) -> tuple[Path, list[str]]:
-    shas = make_history(root, env_dir, plant)
     repo = root / "repo"
+    shas = make_history(PROJECT, repo, env_dir, N_COMMITS, PLANTED_AT if plant else None, PLANT)
     asv(repo, env, "machine", "--yes", "--machine", "e2e")
     # Every commit, one parameter set; asv's own quick sampling is the profile's.
     asv(repo, env, "run", "--machine", "e2e", "--show-stderr", "-b", BENCH_REGEX,

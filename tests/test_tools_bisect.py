@@ -167,3 +167,17 @@ def test_compare_gate_passes_a_change_that_touches_no_code(tiny_repo):
     done = _compare(tiny_repo, shas[3], shas[4])  # c4 edits notes.txt only
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert done.stdout.strip().splitlines()[-1] == "passed: no benchmark regressed by 1.10x or more"
+
+
+def test_the_detector_candidate_is_chosen_with_asvs_own_benchmark_names():
+    # asv matches -b / find regexes against name('string', 1024, False): a regex written for asv
+    # must select the same parameter sets when the detector names the candidate.
+    from tools.bisect import label_matches
+
+    params = {"implementation": "ImprovedDilatedAttention", "seq_len": "1024", "dtype": "float32", "causal": "False"}
+    name = "bench_time.TimeForward.time_forward"
+    assert label_matches(r"bench_time\.TimeForward\.time_forward\('ImprovedDilatedAttention'", name, params)
+    assert label_matches(r"time_forward\(ImprovedDilatedAttention, 1024", name, params)
+    assert label_matches(r"'float32', False\)", name, params)
+    assert not label_matches(r"time_forward\('DenseAttention'", name, params)
+    assert label_matches(name, name, {})

@@ -150,7 +150,10 @@ def test_tuned_tiles_fit_their_buckets():
             assert head_dim in dilated.FWD_CONFIGS
             limits = [limit for limit, _ in buckets]
             assert limits == sorted(limits) and len(set(limits)) == len(limits)
-            for _, cfg in buckets:
+            for limit, cfg in buckets:
+                # The plan picks the bucket's tiles for inputs up to its limit.
+                assert dilated.default_config(head_dim, causal, min(limit, 2**40),
+                                              backward=table is dilated.BWD_TUNED) == cfg
                 # Every tile a power of two >= 16 (one MMA tile); a causal forward needs its query
                 # block to be a whole number of key blocks (the diagonal pass).
                 assert all(x >= 16 and x & (x - 1) == 0 for x in (cfg.block_m, cfg.block_n))

@@ -141,6 +141,25 @@ def _label(benchmark: str, params: dict[str, str]) -> str:
     return f"{benchmark}({', '.join(params.values())})" if params else benchmark
 
 
+def _asv_value(value: str) -> str:
+    """A parameter value as asv writes it in a benchmark's name: the value's repr (strings quoted)."""
+    if value in ("True", "False", "None"):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return repr(value)
+
+
+def label_matches(pattern: str, benchmark: str, params: dict[str, str]) -> bool:
+    """Whether a benchmark regex selects this parameter set, as ``asv run -b`` / ``asv find`` match it
+    (``name('ImprovedDilatedAttention', 1024, ...)``: string values quoted) or against the unquoted label."""
+    asv_label = f"{benchmark}({', '.join(_asv_value(v) for v in params.values())})" if params else benchmark
+    return bool(re.search(pattern, asv_label) or re.search(pattern, _label(benchmark, params))
+                or benchmark == pattern)
+
+
 def detector_candidate(results_dir: str, repo: str, in_range: list[str], machine: str | None,
                        pattern: str) -> tuple[str, str, str] | None:
     """(last good, first bad, label) of the most significant slowdown the detector finds in the
@@ -155,7 +174,7 @@ def detector_candidate(results_dir: str, repo: str, in_range: list[str], machine
     best = None
     for series in all_series:
         label = _label(series.benchmark, series.params)
-        if (machine and series.machine != machine) or not (re.search(pattern, label) or series.benchmark == pattern):
+        if (machine and series.machine != machine) or not label_matches(pattern, series.benchmark, series.params):
             continue
         series.points = [p for p in series.points if p.commit in wanted]
         points, steps = series_steps(series)

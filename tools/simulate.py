@@ -5,8 +5,9 @@
     python -m tools.simulate --speed              # 1,000 histories x 500 commits, wall time
 
 Rows: the simulated noise grid of ``tools.lib.simulate.GRID`` (each with its no-step twin) and the
-repository's real CPU and H100 series (``--results``) with a 1.3x step planted. Cells: found within
-one commit / exact commit / false-flag %, per history. Otava runs under ``--otava-python``
+repository's real CPU and H100 series (``--results``) with a 1.3x step planted (every plant, and the
+plants above each series' noise floor). Cells: found within one commit / exact commit / false-flag %,
+per history. Otava runs under ``--otava-python``
 (default ``.venv-otava/bin/python``: ``python3.11 -m venv .venv-otava && .venv-otava/bin/pip install
 apache-otava==0.8.0``); without it its column says unavailable.
 """

@@ -34,8 +34,8 @@ from ._shared import (HALF_DTYPES, HEAD_DIMS, LOG2E, BoundLaunch, CachedLauncher
                       cached_plan, has_unit_last_stride, interpreting, jit, needs_grad,
                       online_softmax, signature, softmax_scale, tl, triton, unit_last_stride)
 
-__all__ = ["available", "check", "plan", "attention", "forward", "backward", "DilatedPlan",
-           "KernelConfig", "FWD_CONFIGS", "BWD_CONFIGS", "FWD_TUNED", "BWD_TUNED"]
+__all__ = ["available", "check", "plan", "attention", "forward", "backward", "default_config",
+           "DilatedPlan", "KernelConfig", "FWD_CONFIGS", "BWD_CONFIGS", "FWD_TUNED", "BWD_TUNED"]
 
 
 def available(*, device: torch.device | str, dtype: torch.dtype, head_dim: int,
@@ -372,12 +372,16 @@ def _per_head_pattern(segments: tuple[int, ...], rates: tuple[int, ...], num_hea
 # docs/probes/h200-kernel-probe-2eb71a3.md): not causal, 128x64 tiles on 8 warps win from 16K up
 # (0.305 vs 0.315 ms at 32K; 64x64 still wins at 8K: 0.086 vs 0.092); causal at 4K, 64x64 with a
 # 4-stage pipeline (0.037 vs 0.043 ms). The causal backward is fastest with 64x64 at every
-# length (0.635 vs 0.639 ms at 32K, 0.099 vs 0.107 at 4K); not causal keeps 32x128.
+# length (0.635 vs 0.639 ms at 32K, 0.099 vs 0.107 at 4K); not causal keeps 32x128 except at
+# 9K-16K tokens, where 64x64 wins in both H200 sweeps (0.515 vs 0.559 ms and 0.519 vs 0.559 at
+# 16K, docs/probes/h200-kernel-probe-088218a.md and -952581d.md) and loses at 8K and 32K.
 FWD_TUNED: dict[tuple[int, bool], tuple[tuple[int, KernelConfig], ...]] = {
     (64, False): ((8192, KernelConfig(64, 64, 4, 3)), (2**62, KernelConfig(128, 64, 8, 3))),
     (64, True): ((4096, KernelConfig(64, 64, 4, 4)), (2**62, KernelConfig(64, 64, 4, 3))),
 }
 BWD_TUNED: dict[tuple[int, bool], tuple[tuple[int, KernelConfig], ...]] = {
+    (64, False): ((8192, KernelConfig(32, 128, 4, 3)), (16384, KernelConfig(64, 64, 4, 3)),
+                  (2**62, KernelConfig(32, 128, 4, 3))),
     (64, True): ((2**62, KernelConfig(64, 64, 4, 3)),),
 }
 
@@ -390,6 +394,14 @@ def _default_config(table: dict[int, KernelConfig], tuned: dict, head_dim: int, 
     if not buckets:
         return table[head_dim]
     return next((cfg for limit, cfg in buckets if tokens <= limit), buckets[-1][1])
+
+
+def default_config(head_dim: int, causal: bool, tokens: int, backward: bool = False) -> KernelConfig:
+    """The tiles ``plan`` picks for inputs of ``head_dim`` and ``tokens`` = batch * seq_len
+    (the forward's, or with ``backward=True`` the backward's)."""
+    if backward:
+        return _default_config(BWD_CONFIGS, BWD_TUNED, head_dim, bool(causal), tokens)
+    return _default_config(FWD_CONFIGS, FWD_TUNED, head_dim, bool(causal), tokens)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -547,8 +559,8 @@ def plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, segments: Sequence[i
     segments, rates = check(q, k, v, segments, rates, scale)
     d, tokens, causal = q.shape[-1], q.shape[0] * q.shape[1], bool(causal)
     return DilatedPlan(q, k, v, segments, rates, causal, softmax_scale(d, scale),
-                       config or _default_config(FWD_CONFIGS, FWD_TUNED, d, causal, tokens),
-                       backward_config or _default_config(BWD_CONFIGS, BWD_TUNED, d, causal, tokens),
+                       config or default_config(d, causal, tokens),
+                       backward_config or default_config(d, causal, tokens, backward=True),
                        zero_fill)
 
 

@@ -11,20 +11,24 @@ What real benchmark machines do, and how the method answers it:
 
 - **Whole runs shift** (another process state, CPU placement, a warmer GPU): the samples of one
   commit share an offset, so more samples per commit do not shrink a commit's noise. The unit of
-  evidence is therefore the commit: one level per commit, the median of its log-samples (the lower
-  sample of a pair whose spread is far beyond the within-commit noise: timing outliers are slow).
+  evidence is therefore the commit: one level per commit, the mean of its log-samples near their
+  median; when a commit's samples are further apart than within-run noise explains, the mean of
+  those near the lowest (timing outliers are slow: two slow samples of three do not move it).
 - **Noise from segments.** The variance a boundary is tested against is the pooled variance of
   commit levels around their segment means, with the boundary under test as one more split (the
   two-sample t-test Otava uses, pooled over the whole history): ``m - segments`` degrees of freedom
   instead of a few successive differences.
 - **Outlier commits** (a run hit by a GC pause, a single-sample commit with a slow sample) are
-  commits far from the median of their neighbourhood (Hampel filter on the levels, window 5, robust
-  scale from successive differences); they are left out and can neither make a step nor hide one.
+  commits far from the median of their neighbourhood and from both neighbours (Hampel filter on
+  the levels, window 5, robust scale from successive differences); they are left out and can
+  neither make a step nor hide one. Two adjacent commits at one level are kept: a level.
 - **Excursions** (up, then back down a few commits later): when no single boundary is significant,
   the best pair of boundaries (one segment set off from the rest) is tested, corrected for the
   number of pairs.
-- **Drift** (a slow trend) is not a step: a boundary is kept only when two flat segments fit the
-  commits on either side clearly better than one straight line through them (``DRIFT_MARGIN``).
+- **Drift** (a slow trend) is not a step: a second model explains the history with a linear trend
+  (plus the steps of the detrended levels); it wins when its penalised misfit is smaller, a trend
+  costing what a boundary costs less ``TREND_MARGIN``. A step must also be a jump where it stands
+  (the commits right after it against the ones right before).
 - **Noise floor as a prior**: a benchmark's measured between-run noise (``tools.lib.noise``) can be
   given as ``prior_sd``; it is pooled with the history's own estimate as ``PRIOR_DF`` extra degrees
   of freedom, so a series that happens to look quiet does not turn its noise into steps.
@@ -52,10 +56,15 @@ HAMPEL_SD = 6.0
 HAMPEL_HALF_WINDOW = 2
 # Samples further than this many within-commit sd from their commit's median are left out of its level.
 KEEP_SD = 3.0
-# A pair of samples whose spread exceeds this many within-commit sd holds an outlier: take the lower.
+# Samples of one commit further apart than this many within-commit sd hold slow outliers: the
+# level comes from the samples near the lowest.
 PAIR_OUTLIER_SD = 6.0
-# Penalty (in units of squared t, like a boundary's) of explaining a history with a linear trend.
-TREND_PENALTY = 15.0
+# Penalty of explaining a history with a linear trend: the penalty of one boundary (the squared t
+# a boundary needs) less this margin, so the trend costs slightly less than a step at every
+# history length (a fixed penalty made a straight line cheaper than a step in short histories,
+# where a boundary's t must be large, and took clear steps for drift). At 3.16 a trend in a
+# 20-commit history costs 15, as it did with a fixed penalty (a boundary needs t^2 = 18.16 there).
+TREND_MARGIN = 3.16
 # Simulated noise histories that measure how many independent tests a search is worth; pairs only
 # up to this many commits (beyond: Bonferroni, which is conservative).
 CALIBRATION_HISTORIES = 20000
@@ -196,8 +205,9 @@ def levels_of(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
     its spread is within the pooled within-commit noise).
 
     The level is the mean of the log-samples within ``KEEP_SD`` within-commit sd of the commit's
-    median; for a pair whose spread exceeds ``PAIR_OUTLIER_SD`` within-commit sd, the lower sample
-    (a slow outlier is the common case in timings).
+    median; when the commit's samples span more than ``PAIR_OUTLIER_SD`` within-commit sd, the mean
+    of those within ``KEEP_SD`` of the lowest (slow outliers are the common case in timings; of a
+    pair, the lower sample).
     """
     present = [i for i, chunk in enumerate(samples) if chunk is not None and len(chunk) > 0]
     chunks = [samples[i] for i in present]
@@ -225,14 +235,21 @@ def levels_of(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nd
     pairs = counts == 2
     if within > 0.0:
         # The mean of the samples near the median (more precise than the median; an outlier far
-        # from it is left out). Pairs: both are "near" unless far apart, then the lower one.
+        # from it is left out).
         near = deviation <= KEEP_SD * within
         kept = np.bincount(owner, near, minlength=m)
         means = np.bincount(owner, np.where(near, logs, 0.0), minlength=m) / np.maximum(kept, 1)
         levels = np.where((kept > 0) & ~pairs, means, levels)
-        outlying_pair = pairs & (2.0 * widest > PAIR_OUTLIER_SD * within)
-        levels = np.where(pairs & ~outlying_pair, 0.5 * (low + high), levels)
-        levels = np.where(outlying_pair, ordered[offsets[:-1]], levels)
+        levels = np.where(pairs, 0.5 * (low + high), levels)
+        # Samples further apart than any within-run noise explains: timing outliers are slow, so
+        # the level is the mean of the samples near the lowest (of 3 samples with 2 slow ones,
+        # the median would be an outlier; of a pair, the lower one).
+        lowest, highest = ordered[offsets[:-1]], ordered[offsets[1:] - 1]
+        split = (counts >= 2) & (highest - lowest > PAIR_OUTLIER_SD * within)
+        near_low = logs - lowest[owner] <= KEEP_SD * within
+        low_means = (np.bincount(owner, np.where(near_low, logs, 0.0), minlength=m)
+                     / np.maximum(np.bincount(owner, near_low, minlength=m), 1))
+        levels = np.where(split, low_means, levels)
         spread_ok = widest <= 3.0 * within
     else:
         spread_ok = widest == 0.0
@@ -270,14 +287,17 @@ def _not_outliers(levels: np.ndarray, counts: np.ndarray, spread_ok: np.ndarray)
         return np.ones(m, dtype=bool)
     windows = sliding_window_view(levels, width)
     centre = np.median(windows, axis=1)
+    # The edges take the first (last) window's median: two disturbed commits among the first three
+    # cannot make each other the reference. A step two commits from an edge keeps its two commits
+    # (they agree with each other, below).
     centre = np.concatenate((np.full(HAMPEL_HALF_WINDOW, centre[0]), centre, np.full(HAMPEL_HALF_WINDOW, centre[-1])))
-    # The edges: the median of the three commits nearest the edge (commit, and two inwards).
-    centre[0] = np.median(levels[:3])
-    centre[1] = np.median(levels[:4])
-    centre[-1] = np.median(levels[-3:])
-    centre[-2] = np.median(levels[-4:])
     scale = _robust_sd(levels)
-    keep = np.abs(levels - centre) <= HAMPEL_SD * scale if scale > 0 else levels == centre
+    limit = HAMPEL_SD * scale
+    keep = np.abs(levels - centre) <= limit if scale > 0 else levels == centre
+    # A commit that agrees with a neighbour is not an outlier: two commits at one level are a
+    # level (a short excursion, or a step next to a window's edge), not one disturbed run.
+    gaps = np.abs(np.diff(levels)) <= limit
+    keep |= np.concatenate(([False], gaps)) | np.concatenate((gaps, [False]))
     if not keep[-1] and counts[-1] >= 3 and spread_ok[-1]:
         keep[-1] = True
     return keep
@@ -525,13 +545,13 @@ def _cost(levels: np.ndarray, times: np.ndarray, found: list[tuple[int, float]],
           alpha: float) -> float:
     """Penalised fit of a model (segments, optional trend): ``m log(RSS / m)`` plus, per boundary,
     the squared t a boundary needs to pass (Bonferroni over m - 1 at ``alpha``), plus
-    ``TREND_PENALTY`` for the trend."""
+    the same less ``TREND_MARGIN`` for the trend."""
     m = len(levels)
     y = levels - slope * times
     bounds = [0, *[b for b, _ in found], m]
     rss = sum(float(np.sum((y[a:b] - y[a:b].mean()) ** 2)) for a, b in zip(bounds, bounds[1:]))
     need = float(stats.t.isf(alpha / 2.0 / max(m - 1, 1), max(m - 3, 1))) ** 2
-    return m * math.log(max(rss, 1e-300) / m) + need * len(found) + (TREND_PENALTY if slope else 0.0)
+    return m * math.log(max(rss, 1e-300) / m) + need * len(found) + (max(need - TREND_MARGIN, 0.0) if slope else 0.0)
 
 
 def _fit(levels: np.ndarray, times: np.ndarray, alpha: float, prior_sd: Optional[float]) -> list[tuple[int, float]]:
@@ -597,3 +617,11 @@ def _steps(commits: list[str], positions: np.ndarray, levels: np.ndarray, found:
         steps.append(Step(after, commits[before], commits[after], ratio, p_value, direction,
                           math.exp(medians[k]), math.exp(medians[k + 1])))
     return steps
+
+
+if __name__ == "__main__":
+    # Run as a script by mistake: name the commands instead of exiting 0 having done nothing.
+    import sys
+
+    sys.exit("usage: tools.lib.detect is a library (from tools.lib.detect import detect_steps); its commands are "
+             "python -m tools.report (verdicts) and python -m tools.simulate (evaluation; --speed for timing)")
