@@ -32,9 +32,9 @@ How a batch is measured (``measure(calls) -> seconds per call``):
 
 ``Sampler.warm_up`` runs batches until the per-call time stops drifting (the fastest batches of the
 last two windows agree within the profile's tolerance), then fixes the number of calls per
-batch so that one sample lasts about the profile's ``sample_time``. A benchmark whose timing never
-settles within the warm-up limit raises ``UnstableTiming``: asv records it as failed, with the
-message in its output, instead of a number that looks good.
+batch so that one sample lasts about the profile's ``sample_time`` of wall time. A benchmark
+whose timing never settles within the warm-up limit raises ``UnstableTiming``: asv records it as
+failed, with the message in its output, instead of a number that looks good.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class UnstableTiming(RuntimeError):
 class Policy:
     """How long a sample is and when a warm-up counts as settled.
 
-    ``sample_time``: seconds of calls per sample (the batch size follows from it);
+    ``sample_time``: wall seconds per sample (the batch size follows from it);
     ``window``: batches per window of the drift test; ``tolerance``: largest relative change between
     the fastest batches of the last two windows that counts as settled; ``warmup_limit``: seconds of
     warm-up after which a timing that still drifts is declared unstable; ``max_calls``: cap on calls
@@ -113,6 +113,15 @@ class Sampler:
         self.calls = 0  # calls per sample, fixed by warm_up
         self.warmup_batches: list[float] = []  # seconds per call of each warm-up batch
 
+    def _timed(self, calls: int) -> tuple[float, float]:
+        """(measured seconds per call, wall seconds per call) of one batch. They differ where the
+        measurement leaves something out: a GPU held while a slow host queues the calls costs
+        wall time that the events do not count. Batch sizes follow the wall time, so a sample
+        lasts about ``sample_time`` whatever the measurement counts."""
+        begin = self.wall()
+        per_call = self.measure(calls)
+        return per_call, max(per_call, (self.wall() - begin) / calls)
+
     def _calls_for(self, per_call: float) -> int:
         if per_call <= 0 or not math.isfinite(per_call):
             return self.policy.max_calls
@@ -140,14 +149,16 @@ class Sampler:
         """Run batches until the per-call time settles; fix the calls per sample. Raises
         ``UnstableTiming`` when it is still drifting after ``warmup_limit`` seconds (and at least
         two chances past the first full comparison)."""
-        per_call = self.measure(1)  # the first call: compilation, kernel selection, caches
+        per_call, cost = self._timed(1)  # the first call: compilation, kernel selection, caches
         start = self.wall()  # the limit counts from here: a long first compile does not eat it
         batches: list[float] = []
+        costs: list[float] = []
         while True:
-            calls = self._calls_for(per_call)
-            per_call = self.measure(calls)
+            calls = self._calls_for(cost)
+            per_call, cost = self._timed(calls)
             batches.append(per_call)
-            window = self._window(per_call)
+            costs.append(cost)
+            window = self._window(cost)
             if len(batches) >= 2 * window:
                 change = self.drift(batches, window)
                 if change <= self.policy.tolerance:
@@ -161,7 +172,7 @@ class Sampler:
                         f"after {elapsed:.1f} s of warm-up ({len(batches)} batches, last "
                         f"{per_call * 1e3:.4g} ms a call)")
         self.warmup_batches = batches
-        self.calls = self._calls_for(statistics.median(batches[-window:]))
+        self.calls = self._calls_for(statistics.median(costs[-window:]))
         return self
 
     def sample(self) -> float:

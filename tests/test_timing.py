@@ -247,3 +247,19 @@ def test_a_call_that_waits_for_the_gpu_is_timed_unled_after_a_few_tries():
     assert not lead.led
     assert per_call == pytest.approx(FakeGpu(host=1e-3, kernels=10, kernel=20e-6, syncs=True).measure(50, None),
                                      rel=0.05)
+
+
+def test_batches_are_sized_by_the_wall_time_a_call_costs_not_by_what_is_measured():
+    # A held GPU: each call measures 0.5 ms (its kernels) but costs 3 ms of wall time (the host
+    # queueing it behind the hold). A 30 ms sample holds 10 calls, not 60.
+    wall = FakeWork(lambda n: 0.003)
+
+    def measure(calls: int) -> float:
+        for _ in range(calls):
+            wall()
+        return 0.0005
+
+    sampler = timing.Sampler(measure, timing.Policy(sample_time=0.03, warmup_limit=1.0),
+                             clock=timing.MeasuredClock(), wall=wall.clock).warm_up()
+    assert sampler.calls == 10
+    assert sampler.sample() == pytest.approx(0.0005)
