@@ -302,8 +302,11 @@ def sampler(key: tuple, make: Callable[[], Workload], variant: str = "kernel") -
         measure = timing.wall_batch(workload.call)  # a CPU call is synchronous: "synced" is the same
     made = timing.Sampler(measure, timing_policy()).warm_up()
     # asv shows a benchmark's stderr with --show-stderr: how each set was timed, once per process.
+    lead = getattr(measure, "lead", None)
+    led = "" if lead is None else (", GPU held while calls are queued" if lead.led else
+                                   ", calls not led (one call fills the launch queue or waits for the GPU)")
     print(f"timing: {variant} on {DEVICE}, {made.calls} call(s) per sample, L2 flush "
-          f"{'on' if flush is not None else 'off'}, warm-up {len(made.warmup_batches)} batches "
+          f"{'on' if flush is not None else 'off'}{led}, warm-up {len(made.warmup_batches)} batches "
           f"(last {made.warmup_batches[-1] * 1e3:.4g} ms a call)", file=sys.stderr)
     _SAMPLER[key] = made
     return made
@@ -357,8 +360,10 @@ def _pin_cpus() -> None:
         return  # not Linux: the OS gives no affinity control here
     setting = os.environ.get("ATTNBENCH_CPU_AFFINITY", "auto")
     if setting == "auto" and DEVICE == "cuda":
-        # A GPU run's host path is one Python thread; on the H200 VM, processes pinned to 8 of 16
-        # vCPUs ran host-bound sets up to 1.9x apart between runs (1-2% apart within a process).
+        # A GPU run's host path is one Python thread, and pinning does not steady it: on the H200
+        # VM a fixed pure-Python loop ran anywhere from 7 to 17 ms within one process, pinned to
+        # one CPU, to 8 of 16, or not at all. TimeForward's held GPU makes its figures independent
+        # of host speed instead (benchmarks/timing.py).
         return
     allowed = os.sched_getaffinity(0)
     chosen = cpu_affinity(allowed, threads(), setting)

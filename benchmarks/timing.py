@@ -14,10 +14,16 @@ How a batch is measured (``measure(calls) -> seconds per call``):
   collection off.
 * CUDA (``cuda_event_batch``): a pair of CUDA events around every call, the calls back to back with
   no synchronisation between them (one at the end of the batch), so the figure is the call's span
-  on the GPU's timeline and not the host's launch and sync jitter. Where the working set would
-  stay in the L2 cache between calls, a flush (zeroing a buffer twice the L2's size) runs before
-  each call, outside its events: every call then starts cold, as it would in a model where other
-  layers ran in between.
+  on the GPU's timeline and not the host's launch and sync jitter. The GPU is held on a spin
+  kernel while the host queues the calls (``HostLead``, nvbench's "blocking kernel"): every call's
+  kernels are already queued when the GPU reaches them, so a call whose host path is slower than
+  its kernels is timed by its kernels, not by how fast this process's CPU ran that day. A chunk
+  whose hold ran out before the host had queued it is measured again with a longer hold; a call
+  that waits for the GPU itself (a host sync inside it), or whose launches alone overflow the
+  launch queue, cannot be led and is timed unheld (the sampler says so on stderr). Where the
+  working set would stay in the L2 cache between calls, a flush (zeroing a buffer twice the L2's
+  size) runs before each call, outside its events: every call then starts cold, as it would in a
+  model where other layers ran in between.
 * CUDA, what the caller pays (``synced_wall_batch``): wall time of one call plus
   ``torch.cuda.synchronize``, per call: host path, launches and the sync. A different quantity,
   kept as its own series.
@@ -26,9 +32,9 @@ How a batch is measured (``measure(calls) -> seconds per call``):
 
 ``Sampler.warm_up`` runs batches until the per-call time stops drifting (the fastest batches of the
 last two windows agree within the profile's tolerance), then fixes the number of calls per
-batch so that one sample lasts about the profile's ``sample_time``. A benchmark whose timing never
-settles within the warm-up limit raises ``UnstableTiming``: asv records it as failed, with the
-message in its output, instead of a number that looks good.
+batch so that one sample lasts about the profile's ``sample_time`` of wall time. A benchmark
+whose timing never settles within the warm-up limit raises ``UnstableTiming``: asv records it as
+failed, with the message in its output, instead of a number that looks good.
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 __all__ = ["CLOCK", "MeasuredClock", "Policy", "Sampler", "UnstableTiming", "wall_batch",
-           "cuda_event_batch", "synced_wall_batch", "cuda_graph_batch", "L2Flush",
+           "HostLead", "queue_led", "cuda_event_batch", "synced_wall_batch", "cuda_graph_batch", "L2Flush",
            "needs_l2_flush", "require_cuda_events"]
 
 
@@ -72,7 +78,7 @@ class UnstableTiming(RuntimeError):
 class Policy:
     """How long a sample is and when a warm-up counts as settled.
 
-    ``sample_time``: seconds of calls per sample (the batch size follows from it);
+    ``sample_time``: wall seconds per sample (the batch size follows from it);
     ``window``: batches per window of the drift test; ``tolerance``: largest relative change between
     the fastest batches of the last two windows that counts as settled; ``warmup_limit``: seconds of
     warm-up after which a timing that still drifts is declared unstable; ``max_calls``: cap on calls
@@ -107,6 +113,15 @@ class Sampler:
         self.calls = 0  # calls per sample, fixed by warm_up
         self.warmup_batches: list[float] = []  # seconds per call of each warm-up batch
 
+    def _timed(self, calls: int) -> tuple[float, float]:
+        """(measured seconds per call, wall seconds per call) of one batch. They differ where the
+        measurement leaves something out: a GPU held while a slow host queues the calls costs
+        wall time that the events do not count. Batch sizes follow the wall time, so a sample
+        lasts about ``sample_time`` whatever the measurement counts."""
+        begin = self.wall()
+        per_call = self.measure(calls)
+        return per_call, max(per_call, (self.wall() - begin) / calls)
+
     def _calls_for(self, per_call: float) -> int:
         if per_call <= 0 or not math.isfinite(per_call):
             return self.policy.max_calls
@@ -134,14 +149,16 @@ class Sampler:
         """Run batches until the per-call time settles; fix the calls per sample. Raises
         ``UnstableTiming`` when it is still drifting after ``warmup_limit`` seconds (and at least
         two chances past the first full comparison)."""
-        per_call = self.measure(1)  # the first call: compilation, kernel selection, caches
+        per_call, cost = self._timed(1)  # the first call: compilation, kernel selection, caches
         start = self.wall()  # the limit counts from here: a long first compile does not eat it
         batches: list[float] = []
+        costs: list[float] = []
         while True:
-            calls = self._calls_for(per_call)
-            per_call = self.measure(calls)
+            calls = self._calls_for(cost)
+            per_call, cost = self._timed(calls)
             batches.append(per_call)
-            window = self._window(per_call)
+            costs.append(cost)
+            window = self._window(cost)
             if len(batches) >= 2 * window:
                 change = self.drift(batches, window)
                 if change <= self.policy.tolerance:
@@ -155,7 +172,7 @@ class Sampler:
                         f"after {elapsed:.1f} s of warm-up ({len(batches)} batches, last "
                         f"{per_call * 1e3:.4g} ms a call)")
         self.warmup_batches = batches
-        self.calls = self._calls_for(statistics.median(batches[-window:]))
+        self.calls = self._calls_for(statistics.median(costs[-window:]))
         return self
 
     def sample(self) -> float:
@@ -266,33 +283,134 @@ class _EventPairs:
         return self.starts[:count], self.ends[:count]
 
 
+class HostLead:
+    """Keeps the host ahead of the GPU while a batch of calls is queued.
+
+    ``hold(seconds)`` queues a kernel that keeps the GPU busy for about ``seconds`` and returns a
+    marker recorded after it; ``passed(marker)`` tells whether the GPU has got past the marker. A
+    chunk of calls is queued behind each hold; if the GPU was still held when the host finished
+    queueing the chunk, no call of the chunk ever waited for the host (``close`` returns True).
+    Otherwise the chunk is to be measured again: the hold is made longer (the host was slower than
+    estimated) and the chunk shorter (a full launch queue blocks the host until the hold ends).
+    After ``give_up_after`` such misses on a chunk of one call, a single call either waits for the
+    GPU itself (a host sync inside it) or issues more launches than the launch queue holds, and
+    ``led`` turns False: the batch is then timed without holds.
+    """
+
+    def __init__(self, hold: Callable[[float], object], passed: Callable[[object], bool],
+                 clock: Callable[[], float] = time.perf_counter, max_hold: float = 0.25,
+                 margin: float = 1.5, give_up_after: int = 3):
+        self._hold = hold
+        self._passed = passed
+        self.clock = clock
+        self.max_hold = max_hold
+        self.margin = margin
+        self.give_up_after = give_up_after
+        self.host_per_call = 1e-4  # seconds the host takes to queue one call (first guess)
+        self.chunk_cap = 1 << 30
+        self.misses = 0  # consecutive misses on a chunk of one call
+        self.led = True
+
+    def chunk(self, remaining: int) -> int:
+        """Calls to queue behind the next hold (the hold stays under ``max_hold``)."""
+        fits = int(self.max_hold / (self.margin * self.host_per_call))
+        return max(1, min(remaining, self.chunk_cap, fits))
+
+    def open(self, calls: int) -> object:
+        """Hold the GPU long enough for the host to queue ``calls`` calls; returns the marker."""
+        return self._hold(min(self.max_hold, self.margin * calls * self.host_per_call) + 20e-6)
+
+    def close(self, marker: object, host_seconds: float, calls: int) -> bool:
+        """True when the chunk just queued (``calls`` calls in ``host_seconds``) ran fully led."""
+        per_call = host_seconds / calls
+        if not self._passed(marker):
+            self.host_per_call = per_call
+            self.misses = 0
+            return True
+        self.host_per_call = max(2 * self.host_per_call, per_call)
+        if calls == 1:
+            self.misses += 1
+            if self.misses >= self.give_up_after:
+                self.led = False
+        self.chunk_cap = max(1, calls // 2)
+        return False
+
+
+def queue_led(lead: HostLead, queue: Callable[[int, int], None], calls: int) -> None:
+    """Queue calls ``0 .. calls-1`` (``queue(first, stop)`` queues calls first..stop-1) in chunks,
+    each behind a hold of ``lead``; a chunk that was not fully led is queued again."""
+    done = 0
+    while done < calls:
+        if not lead.led:
+            queue(done, calls)
+            return
+        n = lead.chunk(calls - done)
+        marker = lead.open(n)
+        begin = lead.clock()
+        queue(done, done + n)
+        if lead.close(marker, lead.clock() - begin, n):
+            done += n
+
+
+def cuda_hold() -> tuple[Callable[[float], object], Callable[[object], bool]]:
+    """``hold`` and ``passed`` for ``HostLead`` on the current CUDA device: a spin kernel
+    (``torch.cuda._sleep``, calibrated here in cycles per second) and an event recorded after it."""
+    import torch
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    cycles = 2_000_000
+    rate = 0.0
+    for _ in range(2):  # the second reading: the first may include the clock ramping up
+        start.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        end.synchronize()
+        rate = cycles / (start.elapsed_time(end) / 1e3)
+
+    def hold(seconds: float) -> object:
+        torch.cuda._sleep(max(1, int(seconds * rate)))
+        marker = torch.cuda.Event()
+        marker.record()
+        return marker
+
+    return hold, lambda marker: marker.query()
+
+
 def cuda_event_batch(call: Callable[[], None],
-                     flush: Optional[Callable[[], None]] = None) -> Callable[[int], float]:
+                     flush: Optional[Callable[[], None]] = None,
+                     lead: Optional[HostLead] = None) -> Callable[[int], float]:
     """CUDA: seconds per call from an event pair around each of ``calls`` back-to-back calls.
 
-    ``flush`` (an ``L2Flush``) runs before each call, outside its events. One synchronisation, at
-    the end of the batch.
+    ``flush`` (an ``L2Flush``) runs before each call, outside its events. ``lead`` (a
+    ``HostLead``; one on the current device if None) holds the GPU while each chunk of calls is
+    queued. One synchronisation, at the end of the batch.
     """
     import torch
 
     require_cuda_events()
     pairs = _EventPairs()
+    if lead is None:
+        lead = HostLead(*cuda_hold())
+
+    def queue(starts: list, ends: list) -> None:
+        for start, end in zip(starts, ends):
+            if flush is not None:
+                flush()
+            start.record()
+            call()
+            end.record()
 
     def measure(calls: int) -> float:
         starts, ends = pairs.take(calls)
 
         def run() -> float:
-            for start, end in zip(starts, ends):
-                if flush is not None:
-                    flush()
-                start.record()
-                call()
-                end.record()
-            ends[-1].synchronize()
+            queue_led(lead, lambda first, stop: queue(starts[first:stop], ends[first:stop]), calls)
+            ends[calls - 1].synchronize()
             return sum(s.elapsed_time(e) for s, e in zip(starts, ends)) / 1e3 / calls
         return _gc_off(run)
 
     torch.cuda.synchronize()
+    measure.lead = lead  # the sampler's report says whether the calls could be led
     return measure
 
 

@@ -151,3 +151,115 @@ def test_stable_tolerance_override(monkeypatch):
         common.timing_policy()
     monkeypatch.delenv("ATTNBENCH_STABLE_TOLERANCE")
     assert common.timing_policy().tolerance == common.PROFILE.stable_tolerance
+
+
+class FakeGpu:
+    """A host and a GPU on one fake timeline (seconds), for ``HostLead``.
+
+    A call costs the host ``host`` seconds to issue ``kernels`` kernels of ``kernel`` seconds each
+    (spread evenly over its host time); a kernel starts when it has been issued and the GPU is free.
+    At most ``depth`` kernels wait in the launch queue: issuing one more blocks the host until the
+    oldest has started. ``syncs``: the call ends by waiting for the GPU (``.item()`` and the like).
+    Each call's span on the GPU (first kernel's start to last kernel's end) is what CUDA events
+    around it would read.
+    """
+
+    def __init__(self, host, kernels, kernel, depth=1024, syncs=False):
+        self.host, self.kernels, self.kernel, self.depth, self.syncs = host, kernels, kernel, depth, syncs
+        self.now = 0.0
+        self.gpu_free = 0.0
+        self.pending: list[float] = []  # start times of queued kernels not yet started
+        self.spans: dict[int, float] = {}
+
+    def clock(self) -> float:
+        return self.now
+
+    def _issue(self, duration: float) -> tuple[float, float]:
+        self.pending = [t for t in self.pending if t > self.now]
+        if len(self.pending) >= self.depth:
+            self.now = min(self.pending)  # the host waits for a free slot
+            self.pending = [t for t in self.pending if t > self.now]
+        start = max(self.gpu_free, self.now)
+        self.gpu_free = start + duration
+        self.pending.append(start)
+        return start, self.gpu_free
+
+    def hold(self, seconds: float) -> float:
+        return self._issue(seconds)[1]  # the marker: when the GPU gets past the hold
+
+    def passed(self, marker: float) -> bool:
+        return self.now >= marker
+
+    def call(self, index: int) -> None:
+        first = last = None
+        for _ in range(self.kernels):
+            self.now += self.host / self.kernels
+            start, end = self._issue(self.kernel)
+            first = start if first is None else first
+            last = end
+        if self.syncs:
+            self.now = max(self.now, self.gpu_free)
+        self.spans[index] = last - first
+
+    def measure(self, calls: int, lead: "timing.HostLead | None") -> float:
+        """Seconds per call over ``calls`` calls, led by ``lead`` or (None) queued as they come."""
+        def queue(first, stop):
+            for i in range(first, stop):
+                self.call(i)
+        if lead is None:
+            queue(0, calls)
+        else:
+            timing.queue_led(lead, queue, calls)
+        return sum(self.spans[i] for i in range(calls)) / calls
+
+
+def _lead(gpu: FakeGpu) -> timing.HostLead:
+    return timing.HostLead(gpu.hold, gpu.passed, clock=gpu.clock)
+
+
+def test_a_host_bound_call_is_timed_by_its_kernels_when_the_gpu_is_held():
+    # 3 ms of host path issuing 20 kernels of 25 us: the GPU works 0.5 ms a call.
+    unled = FakeGpu(host=3e-3, kernels=20, kernel=25e-6).measure(200, None)
+    assert unled > 2.5e-3  # without a lead, the events time the host
+    gpu = FakeGpu(host=3e-3, kernels=20, kernel=25e-6)
+    lead = _lead(gpu)
+    assert gpu.measure(200, lead) == pytest.approx(0.5e-3, rel=1e-6)
+    assert lead.led
+
+
+def test_a_full_launch_queue_shrinks_the_chunks_and_the_timing_stays_right():
+    gpu = FakeGpu(host=1e-3, kernels=20, kernel=25e-6, depth=64)  # 3 calls fill the queue
+    lead = _lead(gpu)
+    assert gpu.measure(100, lead) == pytest.approx(0.5e-3, rel=1e-6)
+    assert lead.led and lead.chunk(100) <= 3
+
+
+def test_a_gpu_bound_call_reads_the_same_led_or_not():
+    unled = FakeGpu(host=50e-6, kernels=4, kernel=250e-6).measure(100, None)
+    gpu = FakeGpu(host=50e-6, kernels=4, kernel=250e-6)
+    assert gpu.measure(100, _lead(gpu)) == pytest.approx(unled, rel=1e-6) == pytest.approx(1e-3)
+
+
+def test_a_call_that_waits_for_the_gpu_is_timed_unled_after_a_few_tries():
+    gpu = FakeGpu(host=1e-3, kernels=10, kernel=20e-6, syncs=True)
+    lead = _lead(gpu)
+    per_call = gpu.measure(50, lead)
+    assert not lead.led
+    assert per_call == pytest.approx(FakeGpu(host=1e-3, kernels=10, kernel=20e-6, syncs=True).measure(50, None),
+                                     rel=0.05)
+
+
+def test_batches_are_sized_by_the_wall_time_a_call_costs_not_by_what_is_measured():
+    # A held GPU: each call measures 0.5 ms (its kernels) but costs 3 ms of wall time (the host
+    # queueing it behind the hold). A 30 ms sample holds 10 calls, not 60.
+    wall = FakeWork(lambda n: 0.003)
+
+    def measure(calls: int) -> float:
+        for _ in range(calls):
+            wall()
+        return 0.0005
+
+    sampler = timing.Sampler(measure, timing.Policy(sample_time=0.03, warmup_limit=1.0),
+                             clock=timing.MeasuredClock(), wall=wall.clock).warm_up()
+    assert sampler.calls == 10
+    assert sampler.sample() == pytest.approx(0.0005)

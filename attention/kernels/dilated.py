@@ -104,6 +104,29 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, row_stride_k, row_stride_v, t_q
 
 
 @jit
+def _segment_block(W_OF_HEAD, R_OF_HEAD, seq_len, num_heads, BLOCK: tl.constexpr):
+    """The block this program computes: program (pid, batch * num_heads + head) takes block
+    ``blk`` (BLOCK rows) of one dilated segment of ``head``. Returns ``(b, h, w, r, o, active,
+    seg_start, blk, L)``: segment length ``w``, rate ``r`` and offset ``o`` of the head, whether
+    the program has a block at all (the grid is sized for the group with the most blocks;
+    programs past this head's count idle), the segment's first token and the dilated segment's
+    length ``L``."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // num_heads).to(tl.int64)
+    h = bh % num_heads
+    w = tl.load(W_OF_HEAD + h)
+    r = tl.load(R_OF_HEAD + h)
+    o = h % r
+    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK)
+    active = pid < (seq_len // w) * n_blocks
+    seg_start = (pid // n_blocks).to(tl.int64) * w
+    blk = pid % n_blocks
+    L = (w - o + r - 1) // r
+    return b, h, w, r, o, active, seg_start, blk, L
+
+
+@jit
 def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
                         stride_qb, stride_qn, stride_qh, stride_kb, stride_kn, stride_kh,
                         stride_vb, stride_vn, stride_vh,
@@ -115,19 +138,9 @@ def _dilated_fwd_kernel(Q, K, V, O, LSE, W_OF_HEAD, R_OF_HEAD,
 
     O is contiguous ``(batch, seq_len, num_heads, HEAD_DIM)`` (strides follow from the shape).
     """
-    pid = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // num_heads).to(tl.int64)
-    h = bh % num_heads
-    w = tl.load(W_OF_HEAD + h)
-    r = tl.load(R_OF_HEAD + h)
-    o = h % r
-    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_M)
-    # The grid is sized for the group with the most blocks; programs past this head's count idle.
-    if pid < (seq_len // w) * n_blocks:
-        seg_start = (pid // n_blocks).to(tl.int64) * w
-        mblk = pid % n_blocks
-        L = (w - o + r - 1) // r
+    b, h, w, r, o, active, seg_start, mblk, L = _segment_block(W_OF_HEAD, R_OF_HEAD, seq_len,
+                                                               num_heads, BLOCK_M)
+    if active:
         t_q = mblk * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_d = tl.arange(0, HEAD_DIM)
         stride_on = num_heads * HEAD_DIM
@@ -295,18 +308,9 @@ def _dilated_bwd_kernel(Q, K, V, O, DO, DQ, DK, DV, LSE, W_OF_HEAD, R_OF_HEAD,
     O, DO, DQ, DK, DV are contiguous ``(batch, seq_len, num_heads, HEAD_DIM)``: their strides
     follow from the shape, which keeps the launch's argument list (and its CPU cost) short.
     """
-    pid = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // num_heads).to(tl.int64)
-    h = bh % num_heads
-    w = tl.load(W_OF_HEAD + h)
-    r = tl.load(R_OF_HEAD + h)
-    o = h % r
-    n_blocks = tl.cdiv(tl.cdiv(w, r), BLOCK_MAJOR)
-    if pid < (seq_len // w) * n_blocks:
-        seg_start = (pid // n_blocks).to(tl.int64) * w
-        blk = pid % n_blocks
-        L = (w - o + r - 1) // r
+    b, h, w, r, o, active, seg_start, blk, L = _segment_block(W_OF_HEAD, R_OF_HEAD, seq_len,
+                                                              num_heads, BLOCK_MAJOR)
+    if active:
         stride_c = num_heads * HEAD_DIM
         c_seg = (b * seq_len + seg_start) * stride_c + h * HEAD_DIM  # segment start, contiguous
         t_major = blk * BLOCK_MAJOR + tl.arange(0, BLOCK_MAJOR)
