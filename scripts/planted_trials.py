@@ -99,6 +99,8 @@ def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int |
     report = json.loads(run([sys.executable, "-m", "tools.report", "--results", "results", "--repo", ".",
                              "--format", "json", "--benchmark", BENCH], repo, env).stdout)
     flagged = [r["first_bad"] for r in report["regressions"] if r["params"].get("implementation") == "ImprovedDilatedAttention"]
+    if keep:  # the confirmation appends to the results of the commits it re-measures: keep what the report saw
+        shutil.copytree(repo / "results", keep / f"trial-{factor}-{seed}" / "before-bisect")
     bisect = run([sys.executable, "-m", "tools.bisect", f"{shas[0]}..{shas[-1]}", BENCH_REGEX, "--machine", machine],
                  repo, env, check=False)
     lines = bisect.stdout.strip().splitlines()
@@ -118,7 +120,7 @@ def _measure(repo: Path, env: dict, env_dir: Path, commits: int, plant_at: int |
     }
     if keep:
         kept = keep / f"trial-{factor}-{seed}"
-        shutil.copytree(repo / "results", kept)
+        shutil.copytree(repo / "results", kept, dirs_exist_ok=True)
         (kept / "commits.txt").write_text("\n".join(shas) + "\n")  # oldest first: the order to read them in
     return outcome
 
