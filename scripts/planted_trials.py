@@ -12,8 +12,8 @@ of 1.0: no plant, a history without a change). Then, as a user would on a fresh 
 3. ``python -m tools.bisect FIRST..LAST``: confirmed = the "confirmed:" line names the planted
    commit (for 1.0: any "confirmed:" line is a false confirmation).
 
-One JSON line per trial on stdout and in ``--output`` (appended), then a summary. CPU-heavy: about
-a minute per commit on an idle 2-core machine.
+One JSON line per trial on stdout and in ``--output`` (appended), then a summary. CPU-heavy: 3-5
+minutes per trial on the 2-core machine (one parameter set; longer when other jobs share it).
 
     python scripts/planted_trials.py --factor 1.3 --factor 1.15 --factor 1.0 --trials 5 --output trials.jsonl
 """
