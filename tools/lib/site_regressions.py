@@ -18,7 +18,7 @@ import itertools
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tools.lib.regressions import HIGHER_IS_BETTER_UNITS
 
@@ -35,13 +35,14 @@ def _benchmark_of(entry_name: str) -> str:
     return entry_name.split("(", 1)[0]  # "bench.Class.track_x('impl', 32768)" -> "bench.Class.track_x"
 
 
-def _drop_from_feed(feed: Path, names: set[str]) -> None:
+def _filter_feed(feed: Path, keep: Callable[[str], bool]) -> None:
+    """Remove the Atom feed's entries whose name (``bench.Class.time_x(...)``) ``keep`` rejects."""
     ET.register_namespace("", ATOM)
     tree = ET.parse(feed)
     root = tree.getroot()
     for entry in root.findall(f"{{{ATOM}}}entry"):
         title = entry.findtext(f"{{{ATOM}}}title") or ""  # "43.55% bench.Class.time_x(...)"
-        if _benchmark_of(title.split(" ", 1)[-1]) in names:
+        if not keep(title.split(" ", 1)[-1]):
             root.remove(entry)
     tree.write(feed, encoding="utf-8", xml_declaration=True)
 
@@ -59,7 +60,7 @@ def drop_backwards_regressions(html: Path, benchmarks_json: Path) -> int:
         data["regressions"] = kept
         page.write_text(json.dumps(data))
         if (html / "regressions.xml").is_file():
-            _drop_from_feed(html / "regressions.xml", names)
+            _filter_feed(html / "regressions.xml", lambda name: _benchmark_of(name) not in names)
     return dropped
 
 
@@ -125,16 +126,7 @@ def show_verdicts(html: Path, verdicts: Iterable, benchmarks_json: Path, statuse
     page.write_text(json.dumps(data))
     feed = html / "regressions.xml"
     if feed.is_file():
-        _keep_in_feed(feed, {entry[0] for entry in kept})
+        kept_names = {entry[0] for entry in kept}
+        _filter_feed(feed, lambda name: name in kept_names)
     return len(kept), removed
 
-
-def _keep_in_feed(feed: Path, names: set[str]) -> None:
-    ET.register_namespace("", ATOM)
-    tree = ET.parse(feed)
-    root = tree.getroot()
-    for entry in root.findall(f"{{{ATOM}}}entry"):
-        title = entry.findtext(f"{{{ATOM}}}title") or ""  # "43.55% bench.Class.time_x(...)"
-        if title.split(" ", 1)[-1] not in names:
-            root.remove(entry)
-    tree.write(feed, encoding="utf-8", xml_declaration=True)
