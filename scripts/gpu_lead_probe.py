@@ -31,7 +31,6 @@ SETS = [  # (implementation, seq_len, causal, backward)
     ("RingDilatedAttention", 32768, False, False), ("MultiheadDilatedAttention", 32768, True, False),
     ("DilatedAttention", 32768, True, True), ("RingDilatedAttention", 32768, True, True),
 ]
-FULL_SETS = len(SETS)
 WAYS = ("led", "unled", "synced")
 
 
@@ -87,7 +86,7 @@ def spread(values: list[float]) -> float:
     return max(values) / min(values) - 1 if len(values) >= 2 else float("nan")
 
 
-def parent(processes: int, samples: int) -> None:
+def parent(processes: int, samples: int, quick: bool) -> None:
     out_dir = Path(os.environ.get("OUT", "."))
     last_cpu = str(max(os.sched_getaffinity(0)))
     runs = []
@@ -97,7 +96,7 @@ def parent(processes: int, samples: int) -> None:
                    ATTNBENCH_CPU_AFFINITY=last_cpu if pinned else "none")
         begin = time.time()
         proc = subprocess.run([sys.executable, __file__, "--child", "--samples", str(samples)]
-                              + (["--quick"] if len(SETS) < FULL_SETS else []),
+                              + (["--quick"] if quick else []),
                               env=env, capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
@@ -153,6 +152,6 @@ if __name__ == "__main__":
         child(args.samples)
     else:
         try:
-            parent(args.processes, args.samples)
+            parent(args.processes, args.samples, args.quick)
         finally:
             show(Path(os.environ.get("OUT", ".")))
