@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 __all__ = ["CLOCK", "MeasuredClock", "Policy", "Sampler", "UnstableTiming", "wall_batch",
-           "HostLead", "queue_led", "cuda_event_batch", "synced_wall_batch", "cuda_graph_batch", "L2Flush",
-           "needs_l2_flush", "require_cuda_events"]
+           "HostLead", "queue_led", "cuda_event_batch", "synced_wall_batch", "cuda_graph_batch",
+           "L2Flush", "needs_l2_flush", "require_cuda_events"]
 
 
 class MeasuredClock:
