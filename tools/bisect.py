@@ -105,8 +105,10 @@ def stream(cmd: list[str], step: str, tolerate: bool = False) -> str:
 
 
 def run_find(asv: list[str], range_spec: str, benchmark: str, repo: str) -> str:
-    """Full hash of the commit ``asv find`` names in ``range_spec``."""
-    output = stream([*asv[:3], "find", range_spec, benchmark, *asv[3:]], "1/3 asv find")
+    """Full hash of the commit ``asv find`` names in ``range_spec``. ``--skip-save``: asv find would
+    otherwise replace the stored result of every commit it visits with its own single measurement,
+    recorded samples and interleaved rounds lost."""
+    output = stream([*asv[:3], "find", range_spec, benchmark, "--skip-save", *asv[3:]], "1/3 asv find")
     match = FOUND_LINE.search(output)
     if not match:
         raise ToolError("asv find did not name a commit (no 'Greatest regression found' line)")

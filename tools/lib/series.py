@@ -1,8 +1,10 @@
 """Per-commit series of one benchmark's results, read from asv results or a published asv site.
 
 A series is one (machine, benchmark, parameter combination): its points are ordered the way asv
-orders commits (``git rev-list --all --date-order --reverse`` when a repository is given, else the
-commit date stored in each result file). Values are in the benchmark's unit (seconds, bytes).
+orders commits (``git rev-list --all --date-order --reverse``) in the repository given, else in
+the git checkout that holds the results directory when it knows every commit there, else by the
+commit date stored in each result file (commits made within one second, as a rebase or a script
+makes them, share a date: only git can order those). Values are in the benchmark's unit (seconds, bytes).
 """
 from __future__ import annotations
 
@@ -179,6 +181,19 @@ def git_commit_order(repo_path: str) -> dict[str, int]:
     return {sha: i for i, sha in enumerate(shas)}
 
 
+def _enclosing_order(results_dir: str, commits: set[str]) -> dict[str, int] | None:
+    """asv's commit order in the git checkout holding ``results_dir``, if it knows every one of
+    ``commits``; None otherwise (no checkout, or results copied from another repository)."""
+    import git
+
+    try:
+        repo = git.Repo(results_dir, search_parent_directories=True)
+        order = {sha: i for i, sha in enumerate(repo.git.rev_list("--all", "--date-order", "--reverse").split())}
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+        return None
+    return order if commits <= order.keys() else None
+
+
 def _order(series: dict, order: dict[str, int] | None) -> list[Series]:
     out, unknown = [], set()
     for s in series.values():
@@ -235,7 +250,11 @@ def series_from_results(results_dir: str, repo_path: str | None = None) -> list[
             warnings.warn(f"{result.commit_hash[:8]} on {machine}: values that are not numbers left out "
                           f"({', '.join(sorted(set(bad))[:3])}{', ...' if len(set(bad)) > 3 else ''})",
                           ToolWarning, stacklevel=2)
-    return _order(series, git_commit_order(repo_path) if repo_path else None)
+    if repo_path:
+        order = git_commit_order(repo_path)
+    else:
+        order = _enclosing_order(results_dir, {p.commit for s in series.values() for p in s.points})
+    return _order(series, order)
 
 
 def _graph_series(graph_params: dict, name: str, bench: dict, data, rev_to_hash: dict, rev_to_date: dict) -> list[Series]:
