@@ -130,6 +130,14 @@ def test_planted_slowdown_is_found_and_confirmed(tiny_repo):
     # which is why the planted step is this large.
     assert 3.0 < float(match.group(1)) < 30.0
     assert "[1/3 asv find]" in done.stdout  # asv's own progress is streamed
+    # asv find's own single measurements are not stored: every stored result is an interleaved
+    # re-measurement with its samples, nothing that make bench recorded was replaced.
+    repo = tiny_repo[0]
+    for path in (repo / "results" / "tinybox").glob("*-*.json"):
+        data = json.loads(path.read_text())
+        columns = data["result_columns"]
+        [result] = data["results"].values()
+        assert dict(zip(columns, result)).get("samples"), f"{path.name} holds no samples"
 
 
 @pytest.mark.slow

@@ -136,6 +136,29 @@ def test_repo_order_places_the_step(real_repo):
     assert regs and all((r["last_good"], r["first_bad"]) == (commits[STEP_AT - 1], commits[STEP_AT]) for r in regs)
 
 
+def test_the_checkout_holding_the_results_orders_them_without_repo(real_repo):
+    repo, commits = real_repo
+    done = report("--results", str(repo / "results"), "--detector", "samples", "--format", "json")
+    regs = json.loads(done.stdout)["regressions"]
+    assert regs and all((r["last_good"], r["first_bad"]) == (commits[STEP_AT - 1], commits[STEP_AT]) for r in regs)
+
+
+def test_results_of_commits_the_checkout_lacks_fall_back_to_dates(real_repo, tmp_path):
+    repo, commits = real_repo
+    other = tmp_path / "other"  # a checkout with a history of its own: none of the results' commits
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    (other / "f.txt").write_text("x")
+    git(other, "add", "f.txt")
+    git(other, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    hours = [1_750_000_000_000 + 3_600_000 * i for i in range(N_COMMITS)]
+    write_results(other / "results", commits, hours, lambda i: 2.0 if i >= STEP_AT else 1.0)
+    done = report("--results", str(other / "results"), "--detector", "samples", "--format", "json")
+    assert "left out" not in done.stderr, done.stderr
+    regs = json.loads(done.stdout)["regressions"]
+    assert regs and all(r["first_bad"] == commits[STEP_AT] for r in regs)
+
+
 @pytest.mark.slow
 def test_published_site_is_read_too(real_repo):
     repo, commits = real_repo
