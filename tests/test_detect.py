@@ -132,6 +132,32 @@ def test_a_commit_with_two_slow_samples_of_three_keeps_its_level():
         assert detect_steps(COMMITS, times.tolist()) == [], (trial, times.round(1).tolist())
 
 
+def test_two_slow_commits_among_the_first_three_make_no_step():
+    # Commits 0 and 2 slow (every sample 3x: a run hit by load), commit 1 between them normal: the
+    # edge's median is then a slow commit's level, and the normal commit 1 must not be the one left
+    # out. No step at either edge (at the newest edge with 2 samples, which a regression in the
+    # newest commit alone needs 3 agreeing samples to outweigh).
+    rng = np.random.default_rng(13)
+    for trial in range(10):
+        times = history(rng, {}, cv=0.03, samples=3, offset_cv=0.02)
+        times[[0, 2]] *= 3.0
+        assert detect_steps(COMMITS, times.tolist()) == [], (trial, times.round(1).tolist())
+        newest = times[::-1].tolist()
+        newest[19] = newest[19][:2]
+        assert detect_steps(COMMITS, newest) == [], (trial, newest)
+
+
+def test_a_step_next_to_an_outlier_at_the_edge_is_kept():
+    # The edge commit beside a dropped outlier stays when the step starts right after the outlier:
+    # a 1.3x step at commit 3 with commit 1 slow, and a return to the old level in the newest
+    # two commits with the first of them slow.
+    rng = np.random.default_rng(14)
+    for trial in range(10):
+        times = history(rng, {3: 1.3}, cv=0.03, samples=3, offset_cv=0.01)
+        times[1] *= 3.0
+        assert [(s.index, s.direction) for s in detect_steps(COMMITS, times.tolist())] == [(3, "slower")], trial
+
+
 def test_too_little_data_gives_nothing():
     assert detect_steps([], []) == []
     assert detect_steps(["a", "b"], [[1.0, 1.1], None]) == []

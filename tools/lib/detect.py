@@ -280,12 +280,31 @@ def _not_outliers(levels: np.ndarray, counts: np.ndarray, spread_ok: np.ndarray)
     The newest commit alone at a new level is kept when it has 3+ samples that agree with each
     other (a regression in the newest commit, not one slow sample); otherwise it waits for the next
     commit (or a confirmation run) to tell a step from an outlier.
+
+    An edge commit kept while the commit next to it is dropped is checked again: the edge's median
+    comes from the first (last) three commits, and two outliers among them (slow commits 0 and 2)
+    make it an outlier's level, which keeps the slow commit 0 and drops the normal commit 1 between
+    them. When the dropped commit agrees with the median of the first (last) three commits kept
+    and the edge commit does not, the two swap: the edge commit is the outlier.
     """
     m = len(levels)
-    width = 2 * HAMPEL_HALF_WINDOW + 1
-    if m < width:
+    if m < 2 * HAMPEL_HALF_WINDOW + 1:
         return np.ones(m, dtype=bool)
-    windows = sliding_window_view(levels, width)
+    scale = _robust_sd(levels)
+    keep = _hampel(levels, scale)
+    for edge, beside, nearest in ((0, 1, slice(0, 3)), (m - 1, m - 2, slice(-3, None))):
+        if keep[edge] and not keep[beside] and keep.sum() >= 3:
+            centre = float(np.median(levels[keep][nearest]))
+            if abs(levels[beside] - centre) <= HAMPEL_SD * scale < abs(levels[edge] - centre):
+                keep[edge], keep[beside] = False, True
+    if not keep[-1] and counts[-1] >= 3 and spread_ok[-1]:
+        keep[-1] = True
+    return keep
+
+
+def _hampel(levels: np.ndarray, scale: float) -> np.ndarray:
+    """Mask of levels within ``HAMPEL_SD`` x ``scale`` of the median of the five around them."""
+    windows = sliding_window_view(levels, 2 * HAMPEL_HALF_WINDOW + 1)
     centre = np.median(windows, axis=1)
     centre = np.concatenate((np.full(HAMPEL_HALF_WINDOW, centre[0]), centre, np.full(HAMPEL_HALF_WINDOW, centre[-1])))
     # The edges: the median of the commits nearest the edge (the commit and two or three inwards),
@@ -295,13 +314,9 @@ def _not_outliers(levels: np.ndarray, counts: np.ndarray, spread_ok: np.ndarray)
     centre[1] = np.median(levels[:4])
     centre[-1] = np.median(levels[-3:])
     centre[-2] = np.median(levels[-4:])
-    scale = _robust_sd(levels)
     # Two adjacent disturbed commits are still outliers: asv measures a range's commits one after
     # another, so a burst of load on a shared machine often spans two of them.
-    keep = np.abs(levels - centre) <= HAMPEL_SD * scale if scale > 0 else levels == centre
-    if not keep[-1] and counts[-1] >= 3 and spread_ok[-1]:
-        keep[-1] = True
-    return keep
+    return np.abs(levels - centre) <= HAMPEL_SD * scale if scale > 0 else levels == centre
 
 
 def _pooled(sums: np.ndarray, squares: np.ndarray, sizes: np.ndarray) -> float:
