@@ -148,8 +148,8 @@ def test_two_slow_commits_among_the_first_three_make_no_step():
 
 
 def test_a_step_next_to_an_outlier_at_the_edge_is_kept():
-    # Commit 1 slow (every sample 3x) and a 1.3x step at commit 3: commit 0 is kept beside the
-    # dropped commit 1, and with commits 0 and 2 at the old level the step stays at commit 3.
+    # Commit 1 slow (every sample 3x) and a 1.3x step at commit 3: the dropped commit 1 agrees
+    # with no commit kept, so commit 0 stays (the old level) and the step stays at commit 3.
     rng = np.random.default_rng(14)
     for trial in range(10):
         times = history(rng, {3: 1.3}, cv=0.03, samples=3, offset_cv=0.01)
