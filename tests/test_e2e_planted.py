@@ -21,7 +21,7 @@ import pytest
 from browser_helpers import find_browser_or_skip
 
 from site_assets.browse import view_site
-from tools.lib.planted import Plant, make_history
+from tools.lib.planted import Plant, bench_history, make_history
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +81,8 @@ def benchmark_history(root: Path, env_dir: Path, env: dict, plant: bool) -> tupl
     repo = root / "repo"
     shas = make_history(PROJECT, repo, env_dir, N_COMMITS, PLANTED_AT if plant else None, PLANT)
     asv(repo, env, "machine", "--yes", "--machine", "e2e")
-    # All commits in one invocation with their rounds interleaved, as `make bench` runs a range: a
-    # shift of the machine's speed part-way through falls on every commit alike.
-    hashes = root / "hashes.txt"
-    hashes.write_text("\n".join(shas) + "\n")
-    asv(repo, env, "run", "--machine", "e2e", "--show-stderr", "--record-samples", "--interleave-rounds",
-        "-b", BENCH_REGEX, f"HASHFILE:{hashes}")
+    done = bench_history(repo, env, "e2e", shas, BENCH_REGEX)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return repo, shas
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from tools.lib.errors import ToolError
 
-__all__ = ["Plant", "project_files", "make_history"]
+__all__ = ["Plant", "project_files", "make_history", "bench_history"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,15 @@ def make_history(project: Path, repo: Path, env_dir: Path, commits: int, plant_a
         _git(repo, "commit", "-q", "-m", message)
         shas.append(_git(repo, "rev-parse", "HEAD"))
     return shas
+
+
+def bench_history(repo: Path, env: dict, machine: str, shas: list[str], bench_regex: str) -> subprocess.CompletedProcess:
+    """Measure every one of ``shas`` as ``make bench`` measures a range: one ``asv run`` with samples
+    recorded and rounds interleaved across the commits, so a shift of the machine's speed part-way
+    through falls on every commit alike. Returns asv's finished process (exit 2: some benchmark
+    failed at some commit, the rest is recorded)."""
+    hashes = repo.parent / f"{repo.name}-hashes.txt"
+    hashes.write_text("\n".join(shas) + "\n")
+    return subprocess.run([sys.executable, "-m", "asv", "run", "--machine", machine, "--launch-method", "forkserver",
+                           "--show-stderr", "--record-samples", "--interleave-rounds", "-b", bench_regex,
+                           f"HASHFILE:{hashes}"], cwd=repo, env=env, capture_output=True, text=True)
