@@ -184,12 +184,9 @@ def git_commit_order(repo_path: str) -> dict[str, int]:
 def _enclosing_order(results_dir: str, commits: set[str]) -> dict[str, int] | None:
     """asv's commit order in the git checkout holding ``results_dir``, if it knows every one of
     ``commits``; None otherwise (no checkout, or results copied from another repository)."""
-    import git
-
     try:
-        repo = git.Repo(results_dir, search_parent_directories=True)
-        order = {sha: i for i, sha in enumerate(repo.git.rev_list("--all", "--date-order", "--reverse").split())}
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+        order = git_commit_order(results_dir)  # searches the folders above for the checkout
+    except ToolError:
         return None
     return order if commits <= order.keys() else None
 
