@@ -163,4 +163,10 @@ def test_site_in_a_real_browser(planted, tmp_path):
     graph = f"{BENCH}?p-implementation=%27DenseAttention%27&p-seq_len=2048"
     view = view_site(repo / "html", benchmark=graph, screenshot=tmp_path / "site.png")
     assert any(name.startswith(BENCH) for name in view.benchmarks), view.benchmarks
-    assert "time_forward" in view.regressions_text, view.regressions_text  # the confirmed verdict
+    assert view.graph_points >= N_COMMITS - 1, view.graph_points  # a point per measured commit
+    assert shas[PLANTED_AT][:8] in view.regressions_text, view.regressions_text  # the confirmed verdict
+    assert (tmp_path / "site.png").stat().st_size > 10_000
+    # Benchmarks this test did not run have no graph files; a 404 for those is a data gap, not a
+    # broken page. Anything else the browser logged (a script that failed to load or threw) is.
+    errors = [e for e in view.js_errors if not ("/graphs/" in e and "404" in e)]
+    assert not errors, errors
