@@ -61,6 +61,12 @@ def replace_between_markers(text: str, block: str, begin: str = BEGIN, end: str 
     return f"{head}{begin}\n{block}\n{end}{tail}"
 
 
+def check_markers(path: str, begin: str, end: str) -> None:
+    """Refuse a file without the block before the work that would fill it."""
+    with open(path, encoding="utf-8") as fh:
+        replace_between_markers(fh.read(), "", begin, end)
+
+
 def write_block(path: str, block: str, begin: str, end: str) -> None:
     """Replace the block between ``begin`` and ``end`` in ``path`` (atomically)."""
     with open(path, encoding="utf-8") as fh:
@@ -115,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--const-false", type=float, default=bound.CONST_FALSE, metavar="RATE",
                         help="with --bound: the most no-step histories a GLRT may flag (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.write:
+        check_markers(args.write, *((BOUND_BEGIN, BOUND_END) if args.bound else (BEGIN, END)))
     if args.bound:
         block = run_bound(args.trials or bound.BOUND_TRIALS, args.seed, args.drift_false, args.const_false)
         print(block)

@@ -158,7 +158,11 @@ def threshold(null: np.ndarray, rate: float) -> float:
     """The smallest threshold at which ``stat > threshold`` flags at most ``rate`` of ``null``."""
     if not 0.0 < rate < 1.0:
         raise ToolError(f"a false-flag rate must be between 0 and 1, got {rate}")
-    return float(np.quantile(null, 1.0 - rate, method="higher"))
+    ordered = np.sort(np.asarray(null, dtype=float))
+    if ordered.size == 0:
+        raise ToolError("a threshold needs at least one null statistic")
+    allowed = int(math.floor(rate * ordered.size + 1e-9))  # statistics that may lie above it
+    return float(ordered[ordered.size - 1 - allowed]) if allowed < ordered.size else -math.inf
 
 
 @dataclass(frozen=True)
