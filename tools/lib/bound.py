@@ -48,11 +48,12 @@ import numpy as np
 from tools.lib.errors import ToolError
 from tools.lib.simulate import GRID, History, Scenario, null_of, simulate
 
-__all__ = ["TESTS", "SLOPES", "DRIFT_FALSE", "CONST_FALSE", "BOUND_TRIALS", "Levels", "Cell", "levels", "glrt_stats",
+__all__ = ["TESTS", "GLRTS", "TWO_STAGE", "SLOPES", "DRIFT_FALSE", "CONST_FALSE", "BOUND_TRIALS", "Levels", "Cell", "levels", "glrt_stats",
            "np_stats", "threshold", "frontier", "markdown_table", "grid_rows"]
 
-TESTS = ("step-vs-line", "line+step-vs-line", "step-vs-constant", "Neyman-Pearson, any slope",
-         "Neyman-Pearson, known slope")
+GLRTS = ("step-vs-line", "line+step-vs-line", "step-vs-constant")
+TWO_STAGE = ("step-vs-constant, then step-vs-line", "the same, noise estimated")
+TESTS = (*GLRTS, *TWO_STAGE, "Neyman-Pearson, any slope", "Neyman-Pearson, known slope")
 SLOPES = tuple(i / 100 for i in range(0, 21, 2))  # drifts over the history of the any-slope bound
 DRIFT_FALSE = (0.01, 0.02, 0.05, 0.10, 0.165)  # drift-false targets of the frontier (fractions)
 CONST_FALSE = 0.01  # the most no-step histories a GLRT test may flag
@@ -62,6 +63,8 @@ KNOWS = {
     "step-vs-line": "noise variance per commit; step range 5-16",
     "line+step-vs-line": "noise variance per commit; step range 5-16",
     "step-vs-constant": "noise variance per commit; step range 5-16",
+    "step-vs-constant, then step-vs-line": "noise variance per commit; step range 5-16",
+    "the same, noise estimated": "step range 5-16",
     "Neyman-Pearson, any slope": "noise variance per commit; the step's height and range",
     "Neyman-Pearson, known slope": "noise variance per commit; the step's height and range; the drift's slope",
 }
@@ -113,9 +116,14 @@ def _rss(lv: Levels, design: np.ndarray) -> np.ndarray:
     return np.einsum("nm,nm->n", lv.w, lv.y ** 2) - np.einsum("np,np->n", beta, rhs)
 
 
-def glrt_stats(lv: Levels, first: int, last: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def glrt_stats(lv: Levels, first: int, last: int, estimated: bool = False
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{test: (statistic, chosen boundary)} for the three GLRT tests, each of shape ``(histories,)``;
-    the step is searched at commits ``first..last`` (0-based, first commit at the new level)."""
+    the step is searched at commits ``first..last`` (0-based, first commit at the new level).
+    ``estimated``: the noise is not known: every measured commit weighs the same, and each statistic
+    is divided by the step model's RSS (an F statistic, the noise estimated from the history)."""
+    if estimated:
+        lv = Levels(lv.y, (lv.w > 0).astype(float), lv.truth)
     m = lv.y.shape[1]
     if not 1 <= first <= last <= m - 1:
         raise ToolError(f"step range {first}..{last} is not inside 1..{m - 1}")
@@ -124,10 +132,11 @@ def glrt_stats(lv: Levels, first: int, last: int) -> dict[str, tuple[np.ndarray,
     rss_line, rss_const = _rss(lv, np.c_[one, t]), _rss(lv, one[:, None])
     step = np.stack([_rss(lv, np.c_[one, (np.arange(m) >= k)]) for k in ks], axis=1)
     line_step = np.stack([_rss(lv, np.c_[one, t, (np.arange(m) >= k)]) for k in ks], axis=1)
+    scale = step.min(axis=1) if estimated else 1.0
     return {
-        "step-vs-line": (rss_line - step.min(axis=1), ks[step.argmin(axis=1)]),
-        "line+step-vs-line": (rss_line - line_step.min(axis=1), ks[line_step.argmin(axis=1)]),
-        "step-vs-constant": (rss_const - step.min(axis=1), ks[step.argmin(axis=1)]),
+        "step-vs-line": ((rss_line - step.min(axis=1)) / scale, ks[step.argmin(axis=1)]),
+        "line+step-vs-line": ((rss_line - line_step.min(axis=1)) / scale, ks[line_step.argmin(axis=1)]),
+        "step-vs-constant": ((rss_const - step.min(axis=1)) / scale, ks[step.argmin(axis=1)]),
     }
 
 
@@ -215,6 +224,24 @@ def _cells(s_step: np.ndarray, k_step: np.ndarray, truth: np.ndarray, s_drift: n
     return cells
 
 
+def _two_stage_cells(stats: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], truth: np.ndarray,
+                     drift_false: Sequence[float], const_false: float, slope: float) -> list[Cell]:
+    """Flag when step-vs-constant passes its threshold (at most ``const_false`` of no-step histories)
+    and step-vs-line passes one set so that at most the target share of drift histories pass both."""
+    gate = threshold(stats["const"]["step-vs-constant"][0], const_false)
+    s_step, k_step = stats["step"]["step-vs-line"]
+    passed = {n: stats[n]["step-vs-constant"][0] > gate for n in ("step", "drift", "const")}
+    drift_line = np.where(passed["drift"], stats["drift"]["step-vs-line"][0], -np.inf)
+    cells = []
+    for rate in drift_false:
+        thr = threshold(drift_line, rate)
+        hit = {n: passed[n] & (stats[n]["step-vs-line"][0] > thr) for n in passed}
+        near = hit["step"] & (np.abs(k_step - truth) <= 1)
+        cells.append(Cell(100 * hit["step"].mean(), 100 * near.mean(), 100 * hit["drift"].mean(),
+                          100 * hit["const"].mean(), slope))
+    return cells
+
+
 def frontier(trials: int = BOUND_TRIALS, seed: int = 0, drift_false: Sequence[float] = DRIFT_FALSE,
              const_false: float = CONST_FALSE, rows: Optional[tuple[Scenario, Scenario, Scenario]] = None,
              slopes: Sequence[float] = SLOPES) -> dict[str, list[Cell]]:
@@ -234,9 +261,12 @@ def frontier(trials: int = BOUND_TRIALS, seed: int = 0, drift_false: Sequence[fl
     truth = kinds["step"].truth
     stats = {name: glrt_stats(lv, first, last) for name, lv in kinds.items()}
     out: dict[str, list[Cell]] = {}
-    for test in TESTS[:3]:
+    for test in GLRTS:
         (s_step, k_step), (s_drift, _), (s_const, _) = (stats[n][test] for n in ("step", "drift", "const"))
         out[test] = _cells(s_step, k_step, truth, s_drift, s_const, drift_false, const_false, drift_row.drift)
+    estimated = {name: glrt_stats(lv, first, last, estimated=True) for name, lv in kinds.items()}
+    for test, source in zip(TWO_STAGE, (stats, estimated)):
+        out[test] = _two_stage_cells(source, truth, drift_false, const_false, drift_row.drift)
 
     def neyman_pearson(slope: float, drifting: Levels) -> list[Cell]:
         (s_step, k_step), (s_drift, _), (s_const, _) = (
