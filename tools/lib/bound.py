@@ -18,6 +18,11 @@ The tests (statistic: larger = more of a step):
 - ``line+step-vs-line``: RSS of the line less RSS of "line + step at k". Its false rate on any
   straight line is the same whatever the slope.
 - ``step-vs-constant``: RSS of the constant less RSS of "constant + step at k" (no trend model).
+- ``step-vs-constant, then step-vs-line``: both must pass, the first at the no-step limit, the
+  second at the drift target (a significant step, then a step rather than a line).
+  ``the same, noise estimated`` is a real detector: every measured commit weighs 1 and each
+  statistic is divided by the step model's RSS (F ratios); it knows only the step's range and the
+  thresholds measured here.
 - ``Neyman-Pearson, known slope``: the likelihood ratio of two exactly known shapes, the intercept
   projected out: a 1.1x step at a commit uniform on 5-16 against the 10 % drift's own line. It also
   knows the slope and the step's height: no test separates these two rows better (Neyman-Pearson
@@ -28,13 +33,14 @@ The tests (statistic: larger = more of a step):
   drifting histories whatever their slope (it does not know the slope) has that rate at this slope
   too, so this power bounds it (Neyman-Pearson lemma again).
 
-Each GLRT test's threshold is the larger of the quantiles that flag at most the target share of
-drift histories and at most ``const_false`` (1 %) of no-step histories; a Neyman-Pearson test's
-threshold is set on the drift histories alone (a bound on any detector with that drift-false rate,
-whatever it does on constants). **Detected** = the statistic passes; **found** = detected with the
-boundary the statistic chose (the best k; for Neyman-Pearson the most likely k) within one commit
-of the planted one, as the evaluation scores a step. Found <= detected, so a bound on detection is
-one on finding.
+Each single GLRT's threshold is the larger of the quantiles that flag at most the target share of
+drift histories and at most ``const_false`` (1 %) of no-step histories; a two-stage test's first
+threshold flags at most ``const_false`` of no-step histories, its second lets at most the target
+share of drift histories pass both. A Neyman-Pearson test's threshold is set on the drift
+histories alone (a bound on any detector with that drift-false rate, whatever it does on
+constants). **Detected** = the test passes; **found** = detected with the boundary the test chose
+(the best k; for Neyman-Pearson the most likely k) within one commit of the planted one, as the
+evaluation scores a step. Found <= detected, so a bound on detection is one on finding.
 """
 from __future__ import annotations
 
@@ -48,8 +54,8 @@ import numpy as np
 from tools.lib.errors import ToolError
 from tools.lib.simulate import GRID, History, Scenario, null_of, simulate
 
-__all__ = ["TESTS", "GLRTS", "TWO_STAGE", "SLOPES", "DRIFT_FALSE", "CONST_FALSE", "BOUND_TRIALS", "Levels", "Cell", "levels", "glrt_stats",
-           "np_stats", "threshold", "frontier", "markdown_table", "grid_rows"]
+__all__ = ["TESTS", "GLRTS", "TWO_STAGE", "SLOPES", "DRIFT_FALSE", "CONST_FALSE", "BOUND_TRIALS", "Levels", "Cell",
+           "levels", "glrt_stats", "np_stats", "threshold", "frontier", "markdown_table", "grid_rows"]
 
 GLRTS = ("step-vs-line", "line+step-vs-line", "step-vs-constant")
 TWO_STAGE = ("step-vs-constant, then step-vs-line", "the same, noise estimated")
