@@ -120,6 +120,19 @@ def test_short_history_step_is_not_taken_for_a_trend():
     assert misses == []
 
 
+def test_two_steps_in_a_short_history_are_not_taken_for_a_trend():
+    # 8 commits climbing in two clear stairs (1.2x at commit 3, then 1.5x at commit 5; 1 % noise):
+    # two steps fit the levels to their noise, a straight line does not. The trend may win only
+    # when its misfit is within what its slope is charged of the steps' misfit plus what the
+    # extra boundary is charged, both in the misfit's units.
+    wiggle = [1.0, 1.01, 0.99, 1.0, 1.01, 0.99, 1.0, 1.01]
+    levels = [1.0] * 3 + [1.2] * 2 + [1.8] * 3
+    samples = [[10.0 * level * w * f for f in (1.0, 1.01, 0.99)] for level, w in zip(levels, wiggle)]
+    steps = detect_steps(COMMITS[:8], samples)
+    assert [(s.index, s.direction) for s in steps] == [(3, "slower"), (5, "slower")]
+    assert [s.ratio for s in steps] == pytest.approx([1.2, 1.5], rel=0.02)
+
+
 def test_a_commit_with_two_slow_samples_of_three_keeps_its_level():
     # Outliers are slow: the level of [slow, slow, normal] is the normal sample's, so commits
     # whose majority was disturbed (the first two among them, where the outlier filter sees
