@@ -52,7 +52,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tools.lib.errors import ToolError
-from tools.lib.simulate import GRID, History, Scenario, null_of, simulate
+from tools.lib.simulate import GRID, History, Scenario, _lognormal_sigma, null_of, simulate
 
 __all__ = ["TESTS", "GLRTS", "TWO_STAGE", "SLOPES", "DRIFT_FALSE", "CONST_FALSE", "BOUND_TRIALS", "Levels", "Cell",
            "levels", "glrt_stats", "np_stats", "threshold", "frontier", "markdown_table", "grid_rows"]
@@ -87,10 +87,6 @@ class Levels:
     truth: np.ndarray
 
 
-def _sigma(cv: float) -> float:
-    return math.sqrt(math.log1p(cv * cv))
-
-
 def levels(histories: Sequence[History], scenario: Scenario) -> Levels:
     """The levels of ``histories`` (all of ``scenario``'s length) with the variances the scenario
     implies. Outlier samples are not part of the model: a scenario with outliers is refused."""
@@ -99,7 +95,7 @@ def levels(histories: Sequence[History], scenario: Scenario) -> Levels:
     m = scenario.commits
     y, w = np.zeros((len(histories), m)), np.zeros((len(histories), m))
     truth = np.full(len(histories), -1)
-    s_off, s_in = _sigma(scenario.offset_cv), _sigma(scenario.within_cv)
+    s_off, s_in = _lognormal_sigma(scenario.offset_cv), _lognormal_sigma(scenario.within_cv)
     for h, history in enumerate(histories):
         if len(history.samples) != m:
             raise ToolError(f"history {h} has {len(history.samples)} commits, the scenario {m}")
@@ -122,6 +118,11 @@ def _rss(lv: Levels, design: np.ndarray) -> np.ndarray:
     return np.einsum("nm,nm->n", lv.w, lv.y ** 2) - np.einsum("np,np->n", beta, rhs)
 
 
+def _check_step_range(first: int, last: int, m: int) -> None:
+    if not 1 <= first <= last <= m - 1:
+        raise ToolError(f"step range {first}..{last} is not inside 1..{m - 1}")
+
+
 def glrt_stats(lv: Levels, first: int, last: int, estimated: bool = False
                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{test: (statistic, chosen boundary)} for the three GLRT tests, each of shape ``(histories,)``;
@@ -131,8 +132,7 @@ def glrt_stats(lv: Levels, first: int, last: int, estimated: bool = False
     if estimated:
         lv = Levels(lv.y, (lv.w > 0).astype(float), lv.truth)
     m = lv.y.shape[1]
-    if not 1 <= first <= last <= m - 1:
-        raise ToolError(f"step range {first}..{last} is not inside 1..{m - 1}")
+    _check_step_range(first, last, m)
     one, t = np.ones(m), np.arange(m) / (m - 1)
     ks = np.arange(first, last + 1)
     rss_line, rss_const = _rss(lv, np.c_[one, t]), _rss(lv, one[:, None])
@@ -158,8 +158,7 @@ def np_stats(lv: Levels, log_step: float, log_drift: float, first: int, last: in
     of ``log_step`` (log units) at a commit uniform on ``first..last``" against "a line rising by
     ``log_drift`` over the history", both up to an unknown intercept."""
     m = lv.y.shape[1]
-    if not 1 <= first <= last <= m - 1:
-        raise ToolError(f"step range {first}..{last} is not inside 1..{m - 1}")
+    _check_step_range(first, last, m)
     ks = np.arange(first, last + 1)
     drift = _centred_quadratic(lv, log_drift * np.arange(m) / (m - 1))
     steps = np.stack([_centred_quadratic(lv, log_step * (np.arange(m) >= k)) for k in ks], axis=1)
